@@ -1,4 +1,5 @@
 """Build the book with warnings as errors and check that every chapter page exists."""
+import json
 import shutil
 import subprocess
 import sys
@@ -20,7 +21,10 @@ def _toc_files() -> list[str]:
 def test_every_chapter_is_a_committed_executed_notebook():
     chapters = [name for name in _toc_files() if name != "references"]
     for name in chapters:
-        assert (ROOT / "book" / f"{name}.ipynb").is_file(), name
+        nb = json.loads((ROOT / "book" / f"{name}.ipynb").read_text())
+        code = [c for c in nb["cells"] if c["cell_type"] == "code" and "".join(c["source"]).strip()]
+        assert code, f"{name} has no code"
+        assert all(c["execution_count"] is not None for c in code), f"{name} has unexecuted cells"
     assert (ROOT / "book" / "references.md").is_file()
 
 
