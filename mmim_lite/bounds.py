@@ -282,11 +282,16 @@ class GaussianPredictor(nn.Module):
     Two separate two-layer MLPs (Linear-ReLU-Linear) output ``mu`` and ``logvar``.
     ``hidden=None`` picks ``max(64, y_dim)``: wide enough to never bottleneck the output
     and independent of ``x_dim``, so a 768-d text input costs ~0.1 M parameters, not ~1 M.
-    ``logvar`` is left unbounded (no tanh squashing) so that ``q`` can match conditional
-    variances far from 1, which a tight bound at high MI needs.
+    ``logvar`` is unbounded by default (no tanh squashing) so that ``q`` can match
+    conditional variances far from 1, which a tight bound at high MI needs.  ``min_logvar=m``
+    puts a soft floor under it, ``log sigma^2 = m + softplus(raw - m)``: any ``q`` still gives
+    a valid BA bound, and inside MMIM the floor stops stage 1 from making ``q`` so sharp that
+    the stage-2 gradient of ``log q`` w.r.t. the encoders (~ (y - mu) / sigma^2) swamps the
+    task loss, and caps what collapsing one dimension of ``y`` can gain.
     """
 
-    def __init__(self, x_dim: int, y_dim: int, hidden: int | None = None) -> None:
+    def __init__(self, x_dim: int, y_dim: int, hidden: int | None = None,
+                 min_logvar: float | None = None) -> None:
         super().__init__()
         for name, val in (("x_dim", x_dim), ("y_dim", y_dim)):
             if not isinstance(val, int) or val < 1:
@@ -294,14 +299,19 @@ class GaussianPredictor(nn.Module):
         hidden = max(64, y_dim) if hidden is None else hidden
         if not isinstance(hidden, int) or hidden < 1:
             raise ValueError(f"hidden must be an int >= 1 or None, got {hidden!r}")
-        self.x_dim, self.y_dim, self.hidden = x_dim, y_dim, hidden
+        if min_logvar is not None and not math.isfinite(min_logvar):
+            raise ValueError(f"min_logvar must be a finite number or None, got {min_logvar!r}")
+        self.x_dim, self.y_dim, self.hidden, self.min_logvar = x_dim, y_dim, hidden, min_logvar
         self.mu = nn.Sequential(nn.Linear(x_dim, hidden), nn.ReLU(), nn.Linear(hidden, y_dim))
         self.logvar = nn.Sequential(nn.Linear(x_dim, hidden), nn.ReLU(), nn.Linear(hidden, y_dim))
 
     def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
         if x.ndim != 2 or x.shape[1] != self.x_dim:
             raise ValueError(f"x must have shape (B, {self.x_dim}), got {tuple(x.shape)}")
-        return self.mu(x), self.logvar(x)
+        logvar = self.logvar(x)
+        if self.min_logvar is not None:
+            logvar = self.min_logvar + F.softplus(logvar - self.min_logvar)
+        return self.mu(x), logvar
 
     def log_prob(self, x: Tensor, y: Tensor, full: bool = True) -> Tensor:
         """Per-sample ``log q(y|x)`` (B,); ``full=False`` gives :func:`authors_log_q` instead."""

@@ -419,3 +419,14 @@ def test_cpc_head_loss_and_scores():
         head(torch.randn(12, 4), z)
     with pytest.raises(ValueError, match="n_layers"):
         CPCHead(5, 7, n_layers=0)
+
+
+def test_predictor_min_logvar_is_a_soft_floor():
+    torch.manual_seed(0)
+    q = GaussianPredictor(3, 2, min_logvar=-2.0)
+    with torch.no_grad():
+        q.logvar[-1].bias.fill_(-50.0)  # the raw head asks for a near-zero variance
+        _, logvar = q(torch.randn(64, 3))
+    assert (logvar >= -2.0).all() and (logvar < -1.9).all()
+    with pytest.raises(ValueError, match="min_logvar"):
+        GaussianPredictor(3, 2, min_logvar=float("nan"))

@@ -1,0 +1,264 @@
+"""Tests of mmim_lite.config and mmim_lite.model (shapes, equations, ablation switches)."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+import torch
+
+from mmim_lite import bounds
+from mmim_lite.config import ConfigError, MMIMConfig
+from mmim_lite.model import MMIM, SequenceEncoder, TextEncoderError, resolve_text_encoder
+
+torch.set_num_threads(1)
+
+V_DIM, A_DIM = 5, 7
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    torch.manual_seed(0)
+    return resolve_text_encoder("tiny")
+
+
+def make_batch(tokenizer, n: int = 12, seed: int = 0) -> dict[str, torch.Tensor]:
+    g = torch.Generator().manual_seed(seed)
+    texts = [("a wonderful film" if i % 2 else "dull and boring") + f" number {i}" for i in range(n)]
+    tok = tokenizer(texts, padding="max_length", truncation=True, max_length=16, return_tensors="pt")
+    return dict(input_ids=tok["input_ids"], attention_mask=tok["attention_mask"],
+                token_type_ids=tok["token_type_ids"],
+                visual=torch.randn(n, 9, V_DIM, generator=g), visual_lengths=torch.randint(1, 10, (n,), generator=g),
+                acoustic=torch.randn(n, 6, A_DIM, generator=g), acoustic_lengths=torch.randint(1, 7, (n,), generator=g),
+                labels=torch.linspace(-3, 3, n), index=torch.arange(n))
+
+
+def make_model(tiny, seed: int = 0, **overrides) -> MMIM:
+    torch.manual_seed(seed)
+    cfg = MMIMConfig.preset("mosi", text_encoder="tiny", **overrides)
+    return MMIM(cfg, V_DIM, A_DIM, text_encoder=tiny)
+
+
+# ----------------------------------------------------------------------------- config
+def test_presets_are_table3():
+    mosi, mosei = MMIMConfig.preset("mosi"), MMIMConfig.preset("mosei")
+    table3 = {  # item: (MOSI, MOSEI)
+        "batch_size": (32, 64), "lr_lld": (5e-3, 1e-3), "lr_main": (1e-3, 5e-4), "alpha": (0.3, 0.1),
+        "beta": (0.1, 0.05), "visual_hidden": (32, 64), "acoustic_hidden": (32, 16),
+        "memory_size": (1, 1), "clip": (5.0, 5.0)}
+    for key, (a, b) in table3.items():
+        assert getattr(mosi, key) == a and getattr(mosei, key) == b, key
+    for cfg in (mosi, mosei):
+        assert (cfg.lr_bert, cfg.fusion_dim, cfg.weight_decay, cfg.lr_factor) == (5e-5, 128, 1e-4, 0.5)
+        assert cfg.text_encoder == "bert-base-uncased" and not cfg.freeze_text
+        assert cfg.ba_pairs == ("tv", "ta") and cfg.cpc_terms == ("t", "v", "a") and cfg.entropy_mode == "gmm"
+    synth = MMIMConfig.preset("synthmosi")
+    assert synth.text_encoder == "minilm" and synth.freeze_text and synth.cache_text_features
+
+
+def test_overrides_from_strings_and_json_roundtrip():
+    cfg = MMIMConfig.preset("mosei").replace(alpha="0.05", ba_pairs="tv,ta,va", cpc_terms="none",
+                                             memory_size="0", freeze_text="true", predictor_hidden="none",
+                                             entropy_mode="gaussian", epochs=3.0)
+    assert cfg.alpha == 0.05 and cfg.ba_pairs == ("tv", "ta", "va") and cfg.cpc_terms == ()
+    assert cfg.memory_size == 0 and cfg.freeze_text is True and cfg.epochs == 3
+    assert cfg.predictor_hidden is None and cfg.entropy_mode == "gaussian"
+    assert cfg.batch_size == 64  # untouched fields keep the preset's value
+    assert MMIMConfig.from_dict(json.loads(json.dumps(cfg.to_dict()))) == cfg
+
+
+@pytest.mark.parametrize("overrides, words", [
+    (dict(ba_pairs="tx"), "tx"), (dict(cpc_terms="t,z"), "'z'"), (dict(ba_pairs="tv,tv"), "twice"),
+    (dict(cache_text_features=True), "freeze_text"), (dict(memory_size=-1), "memory_size"),
+    (dict(entropy_mode="kde"), "entropy_mode"), (dict(batch_size=0), "batch_size"),
+    (dict(alpha="much"), "alpha"), (dict(freeze_text="maybe"), "boolean"), (dict(nonsense=1), "nonsense"),
+    (dict(dropout=1.0), "dropout"), (dict(lr_main=0), "lr_main"), (dict(epochs="2.5"), "integer"),
+    (dict(stage1_fraction=0), "stage1_fraction"),
+])
+def test_bad_config_raises(overrides, words):
+    with pytest.raises(ConfigError, match=words):
+        MMIMConfig.preset("mosi").replace(**overrides)
+
+
+def test_unknown_preset_and_encoder():
+    with pytest.raises(ConfigError, match="mosi"):
+        MMIMConfig.preset("cmu")
+    with pytest.raises(TextEncoderError, match="unknown text encoder"):
+        resolve_text_encoder("roberta-nonexistent-xyz")
+
+
+def test_bert_base_offline_suggests_minilm(monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    try:
+        resolve_text_encoder("bert-base-uncased")
+    except TextEncoderError as err:
+        assert "minilm" in str(err)
+    else:
+        pytest.skip("bert-base-uncased is in this machine's Hugging Face cache")
+
+
+# ----------------------------------------------------------------------------- encoders
+def test_local_folder_and_cls_is_h_t(tiny, tmp_path):
+    torch.manual_seed(1)
+    model, tokenizer = tiny
+    model.save_pretrained(tmp_path)
+    tokenizer.save_pretrained(tmp_path)
+    loaded, tok2 = resolve_text_encoder(str(tmp_path))
+    batch = make_batch(tok2)
+    mmim = MMIM(MMIMConfig(text_encoder=str(tmp_path)), V_DIM, A_DIM, text_encoder=(loaded, tok2)).eval()
+    ref = model.eval()(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
+                       token_type_ids=batch["token_type_ids"]).last_hidden_state[:, 0]
+    torch.testing.assert_close(mmim.encode_text(batch), ref)  # Eq. 2: [CLS] of the last layer
+
+
+def test_sequence_encoder_uses_each_sample_last_real_frame():
+    torch.manual_seed(0)
+    enc = SequenceEncoder(4, 8, 3)
+    x, lengths = torch.randn(5, 7, 4), torch.tensor([7, 1, 3, 5, 2])
+    out = enc(x, lengths)
+    for i, n in enumerate(lengths.tolist()):
+        _, (h, _) = enc.lstm(x[i:i + 1, :n])  # the unpadded sequence alone
+        torch.testing.assert_close(out[i], enc.proj(h[-1, 0]))
+    x2 = x.clone()
+    x2[1, 1:] = 99.0  # padding content must not matter
+    torch.testing.assert_close(enc(x2, lengths), out)
+
+
+# ----------------------------------------------------------------------------- forward
+def test_forward_structure_and_shapes(tiny):
+    model = make_model(tiny, ba_pairs="tv,ta,va").eval()
+    batch = make_batch(tiny[1])
+    out = model(batch)
+    n = 12
+    assert out.pred.shape == (n,) and out.z.shape == (n, 128)
+    assert out.h_t.shape == (n, 32) and out.h_v.shape == (n, 16) and out.h_a.shape == (n, 16)
+    assert set(out.log_q) == set(out.entropy) == {"tv", "ta", "va"}
+    assert all(v.shape == (n,) for v in out.log_q.values())
+    assert all(v.shape == () for v in out.entropy.values())
+    assert set(out.cpc_loss) == set(out.cpc_scores) == {"t", "v", "a"}
+    for m in "tva":
+        s = out.cpc_scores[m]
+        assert s.shape == (n,) and bool(((s >= math.exp(-1) - 1e-6) & (s <= math.e + 1e-6)).all())
+    assert set(model.memories) == {"v", "a"}  # one memory per BA target
+    torch.testing.assert_close(model.predict(batch), out.pred)
+    assert all(len(m) == 0 for m in model.memories.values())  # only update_memory=True pushes
+
+
+def test_losses_follow_eq_9_and_14(tiny):
+    model = make_model(tiny).eval()
+    batch, batch2 = make_batch(tiny[1]), make_batch(tiny[1], seed=1)
+    model(batch, update_memory=True)  # fills the 1-batch memory with batch's h_v, h_a
+    h_prev = {"v": model.visual_enc(batch["visual"], batch["visual_lengths"]).detach(),
+              "a": model.acoustic_enc(batch["acoustic"], batch["acoustic_lengths"]).detach()}
+    out = model(batch2)
+    y = batch2["labels"]
+    terms = model.losses(out, y)
+    # independent recomputation: entropy on batch2 + memory (= batch 1), Eq. 5-8
+    for p in ("tv", "ta"):
+        mem = bounds.HistoryMemory(1)
+        mem.push(h_prev[p[1]], batch["labels"])
+        h_y = out.h_v if p[1] == "v" else out.h_a
+        torch.testing.assert_close(out.entropy[p], bounds.polarity_entropy(h_y, y, memory=mem))
+        mu, logvar = model.predictors[p](out.h_t)  # soft floor at q_min_logvar = -2 applied
+        assert model.predictors[p].min_logvar == -2.0 and (logvar >= -2.0).all()
+        lq = (-0.5 * ((h_y - mu) ** 2 / logvar.exp() + logvar + math.log(2 * math.pi))).sum(-1)
+        torch.testing.assert_close(out.log_q[p], lq)
+    ba = -sum(out.log_q[p].mean() + out.entropy[p] for p in ("tv", "ta"))
+    cpc = sum(out.cpc_loss.values())
+    task = (out.pred - y).abs().mean()
+    torch.testing.assert_close(terms["ba"], ba)
+    torch.testing.assert_close(terms["main"], task + 0.3 * cpc + 0.1 * ba)
+
+
+def test_unbounded_q_is_the_predictor_density(tiny):
+    model = make_model(tiny, q_min_logvar="none").eval()
+    out = model(make_batch(tiny[1]))
+    torch.testing.assert_close(out.log_q["tv"], model.predictors["tv"].log_prob(out.h_t, out.h_v))
+
+
+def test_ba_gradient_reaches_both_encoders(tiny):
+    model = make_model(tiny).train()
+    out = model(make_batch(tiny[1]))
+    loss = model.losses(out, make_batch(tiny[1])["labels"])["ba"]
+    loss.backward()
+    for enc in (model.text_model, model.visual_enc, model.acoustic_enc):
+        assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in enc.parameters())
+
+
+@pytest.mark.parametrize("overrides, removed", [
+    (dict(ba_pairs="tv"), {"ba_ta"}), (dict(ba_pairs="ta"), {"ba_tv"}), (dict(ba_pairs="none"), {"ba_tv", "ba_ta"}),
+    (dict(cpc_terms="v,a"), {"cpc_t"}), (dict(cpc_terms="t,a"), {"cpc_v"}), (dict(cpc_terms="t,v"), {"cpc_a"}),
+    (dict(cpc_terms=""), {"cpc_t", "cpc_v", "cpc_a"}),
+])
+def test_each_ablation_removes_exactly_its_term(tiny, overrides, removed):
+    full = make_model(tiny).eval()
+    ablated = make_model(tiny, **overrides).eval()
+    missing, unexpected = ablated.load_state_dict(full.state_dict(), strict=False)
+    assert not missing and unexpected  # ablated = full minus the removed heads' parameters
+    batch = make_batch(tiny[1])
+    t_full = full.losses(full(batch), batch["labels"])
+    t_abl = ablated.losses(ablated(batch), batch["labels"])
+    assert set(t_full) - set(t_abl) == removed
+    weight = {"cpc": 0.3, "ba": -0.1}  # L_BA = -sum I_BA
+    drop = sum(weight[k.split("_")[0]] * t_full[k] for k in removed)
+    torch.testing.assert_close(t_abl["main"], t_full["main"] - drop)
+    for k in t_abl:
+        if k not in ("main", "cpc", "ba"):
+            torch.testing.assert_close(t_abl[k], t_full[k])
+
+
+def test_memory_and_gmm_switches(tiny):
+    batch, batch2 = make_batch(tiny[1]), make_batch(tiny[1], seed=3)
+    with_mem = make_model(tiny).eval()
+    no_mem = make_model(tiny, memory_size=0).eval()
+    single = make_model(tiny, entropy_mode="gaussian").eval()
+    for m in (with_mem, no_mem, single):
+        m(batch, update_memory=True)
+    out_mem, out_none, out_single = with_mem(batch2), no_mem(batch2), single(batch2)
+    y = batch2["labels"]
+    # w/o history: the entropy uses the current batch only
+    torch.testing.assert_close(out_none.entropy["tv"], bounds.polarity_entropy(out_none.h_v, y))
+    assert not torch.allclose(out_mem.entropy["tv"], out_none.entropy["tv"])
+    # w/o GMM: one Gaussian over all samples (batch + memory)
+    mem = single.memories["v"]
+    torch.testing.assert_close(out_single.entropy["tv"],
+                               bounds.polarity_entropy(out_single.h_v, y, memory=mem, mode="gaussian"))
+    for k in ("task", "cpc"):  # the other terms are untouched
+        torch.testing.assert_close(with_mem.losses(out_mem, y)[k], no_mem.losses(out_none, y)[k])
+
+
+def test_frozen_text_and_parameter_groups(tiny):
+    torch.manual_seed(0)
+    own = resolve_text_encoder("tiny")  # freezing mutates the encoder: do not share the fixture's
+    model = make_model(own, freeze_text=True, cache_text_features=True).train()
+    assert not model.text_model.training and model.fusion.training
+    assert model.text_parameters() == []
+    main, pred = model.main_parameters(), model.predictor_parameters()
+    ids = {id(p) for p in main}
+    assert pred and not ids & {id(p) for p in pred}
+    assert not ids & {id(p) for p in model.text_model.parameters()}
+    trainable = make_model(tiny)
+    n_all = sum(1 for _ in trainable.parameters())
+    assert len(trainable.main_parameters()) + len(trainable.text_parameters()) + len(trainable.predictor_parameters()) == n_all
+
+
+def test_memory_state_roundtrip_weights_only(tiny, tmp_path):
+    model = make_model(tiny)
+    model(make_batch(tiny[1]), update_memory=True)
+    torch.save(model.memory_state_dict(), tmp_path / "mem.pt")
+    other = make_model(tiny)
+    other.load_memory_state_dict(torch.load(tmp_path / "mem.pt", weights_only=True))
+    for m in ("v", "a"):
+        a, b = model.memories[m].read(), other.memories[m].read()
+        assert all(torch.equal(a[c], b[c]) for c in (0, 1)) and len(other.memories[m]) == 1
+
+
+def test_bad_dims_raise(tiny):
+    with pytest.raises(ValueError, match="visual_dim"):
+        MMIM(MMIMConfig(text_encoder="tiny"), 0, A_DIM, text_encoder=tiny)
+    model = make_model(tiny)
+    batch = make_batch(tiny[1])
+    batch["visual"] = batch["visual"][..., :3]
+    with pytest.raises(ValueError, match="sequence batch"):
+        model(batch)

@@ -1,0 +1,171 @@
+"""Tests of mmim_lite.train: Algorithm 1's two stages, selection, checkpoints and resume."""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from mmim_lite.config import MMIMConfig
+from mmim_lite.data import make_synthmosi
+from mmim_lite.train import (CheckpointError, Trainer, TrainingDivergedError, load_checkpoint,
+                             resolve_device, run_seeds, summarize_runs)
+
+torch.set_num_threads(1)
+
+
+@pytest.fixture(scope="module")
+def synth():
+    return make_synthmosi(n_train=128, n_valid=48, n_test=96, seed=0, visual_frames=(5, 20),
+                          acoustic_frames=(5, 20))
+
+
+@pytest.fixture(scope="module")
+def splits(synth):
+    return synth.splits
+
+
+def cfg(**overrides) -> MMIMConfig:
+    base = dict(text_encoder="tiny", batch_size=32, eval_batch_size=64, epochs=2, patience=0, trace_every=2)
+    return MMIMConfig.preset("mosi", **base).replace(**overrides)
+
+
+def snapshot(model: torch.nn.Module) -> dict[str, torch.Tensor]:
+    return {n: p.detach().clone() for n, p in model.named_parameters()}
+
+
+def changed(model: torch.nn.Module, before: dict[str, torch.Tensor]) -> set[str]:
+    return {n for n, p in model.named_parameters() if not torch.equal(p, before[n])}
+
+
+# ----------------------------------------------------------------------------- Algorithm 1
+def test_stage1_updates_only_predictors_and_stage2_never(splits):
+    tr = Trainer(cfg(), splits, progress=False)
+    names = {n for n, _ in tr.model.named_parameters()}
+    predictor_names = {n for n in names if n.startswith("predictors.")}
+    before = snapshot(tr.model)
+    stats = tr.stage1_epoch()
+    assert set(stats) == {"lld"} and tr.steps[1] == 4  # 128 / 32 batches
+    assert changed(tr.model, before) == predictor_names
+    # stage 1 builds no graph through the encoders: none of their parameters got a gradient
+    assert all(p.grad is None for n, p in tr.model.named_parameters() if n not in predictor_names)
+    before = snapshot(tr.model)
+    tr.stage2_epoch()
+    moved = changed(tr.model, before)
+    assert not moved & predictor_names
+    for prefix in ("text_model.", "visual_enc.", "acoustic_enc.", "fusion.", "cpc_heads."):
+        assert any(n.startswith(prefix) for n in moved), prefix
+    assert all(p.requires_grad for p in tr.model.predictor_parameters())  # restored after stage 2
+    assert {len(m) for m in tr.model.memories.values()} == {1}  # memory pushed, 1 batch kept
+
+
+def test_stage1_fraction_and_trace(splits):
+    tr = Trainer(cfg(stage1_fraction=0.5, trace_every=2, ba_pairs="tv"), splits, progress=False)
+    tr.train_epoch()
+    assert tr.steps == {1: 2, 2: 4}  # D_sub = half of the 4 training batches
+    rows = [(r["stage"], r["step"]) for r in tr.trace]
+    assert rows == [(1, 2), (2, 2), (2, 4)]
+    assert {"task", "cpc", "ba", "main", "ba_tv", "cpc_t"} <= set(tr.trace[-1])
+
+
+def test_no_ba_pairs_skips_stage1(splits):
+    tr = Trainer(cfg(ba_pairs="none"), splits, progress=False)
+    assert tr.opt_lld is None and tr.stage1_epoch() == {}
+    assert "train_ba" in tr.train_epoch() and tr.steps[1] == 0
+
+
+def test_short_run_beats_training_mean():
+    # full MMIM (both BA pairs, all CPC terms, paper's alpha/beta) on a small, clearer SynthMOSI
+    data = make_synthmosi(n_train=192, n_valid=64, n_test=128, seed=1, visual_frames=(5, 20),
+                          acoustic_frames=(5, 20), visual_signal=2.0, acoustic_signal=2.0)
+    tr = Trainer(cfg(epochs=4, batch_size=16), data.splits, progress=False)
+    result = tr.fit()
+    truth = np.array([s.label for s in data.splits["test"]])
+    mean_mae = np.abs(truth - np.mean([s.label for s in data.splits["train"]])).mean()
+    assert result["test"]["mae"] < 0.7 * mean_mae
+    assert result["best_epoch"] == 1 + int(np.argmin([r["valid_mae"] for r in tr.history]))
+
+
+def test_resume_equals_uninterrupted_and_outputs(splits, tmp_path):
+    straight = Trainer(cfg(), splits, progress=False, out_dir=tmp_path / "a")
+    result = straight.fit()
+    part = Trainer(cfg(), splits, progress=False, out_dir=tmp_path / "b")
+    part.train_epoch()  # ... interrupted here; checkpoint.pt written at the end of epoch 1
+    del part
+    resumed = Trainer.from_checkpoint(tmp_path / "b" / "checkpoint.pt", splits, progress=False,
+                                      out_dir=tmp_path / "b")
+    assert resumed.epoch == 1
+    assert resumed.fit() == result
+    for key, value in straight.model.state_dict().items():
+        assert torch.equal(value, resumed.model.state_dict()[key]), key
+    # files for the CLI
+    out = tmp_path / "a"
+    assert json.loads((out / "metrics.json").read_text()) == json.loads(json.dumps(result))
+    assert MMIMConfig.from_dict(json.loads((out / "config.json").read_text())) == cfg()
+    with (out / "history.csv").open() as fh:
+        rows = list(csv.DictReader(fh))
+    assert [int(r["epoch"]) for r in rows] == [1, 2] and "valid_mae" in rows[0] and "train_ba" in rows[0]
+    ckpt = torch.load(out / "checkpoint.pt", weights_only=True)  # plain tensors/containers only
+    assert ckpt["epoch"] == 2 and set(ckpt["rng"]) == {"torch", "cuda", "numpy", "python"}
+    # best.pt reproduces the stored test metrics exactly
+    best = Trainer.from_checkpoint(out / "best.pt", splits, progress=False)
+    assert best.evaluate("test") == result["test"]
+
+
+def test_cached_text_features_match_encoder(splits):
+    plain = Trainer(cfg(freeze_text=True), splits, progress=False)
+    cached = Trainer(cfg(freeze_text=True, cache_text_features=True), splits, progress=False)
+    feats = cached.text_features("valid")
+    batch = next(iter(cached._loader("valid", shuffle=False)))
+    with torch.no_grad():
+        ref = cached.model.eval().encode_text(batch)
+    torch.testing.assert_close(feats[batch["index"]], ref)
+    assert feats.shape == (48, 32)
+    a, b = plain.evaluate("valid"), cached.evaluate("valid")  # same seed -> same weights
+    assert a.keys() == b.keys() and all(math.isclose(a[k], b[k], abs_tol=1e-6) for k in a)
+
+
+def test_non_finite_loss_names_term_epoch_step(splits):
+    # "w/o history data" with no ridge: a singular covariance makes H(Y) = -inf (Table 4's NaN row)
+    tr = Trainer(cfg(memory_size=0, entropy_eps=0.0), splits, progress=False)
+    with pytest.raises(TrainingDivergedError, match=r"'ba_tv'.*epoch 1, stage 2, step 1") as info:
+        tr.fit()
+    assert (info.value.term, info.value.epoch, info.value.step) == ("ba_tv", 1, 1)
+
+
+def test_run_seeds_and_summary(splits, tmp_path):
+    results = run_seeds(cfg(epochs=1), [0, 1], splits, out_dir=tmp_path, progress=False)
+    assert [r["seed"] for r in results] == [0, 1] and results[0]["test"] != results[1]["test"]
+    summary = summarize_runs(results)
+    maes = [r["test"]["mae"] for r in results]
+    assert math.isclose(summary["test"]["mae"]["mean"], float(np.mean(maes)), rel_tol=1e-9)
+    again = run_seeds(cfg(epochs=1), [0, 1], splits, out_dir=tmp_path, resume=True)  # read back
+    assert again == json.loads(json.dumps(results))
+
+
+# ----------------------------------------------------------------------------- bad inputs
+def test_bad_inputs(splits, tmp_path):
+    with pytest.raises(ValueError, match="valid"):
+        Trainer(cfg(), {"train": splits["train"]}, progress=False)
+    with pytest.raises(CheckpointError, match="does not exist"):
+        load_checkpoint(tmp_path / "missing.pt")
+    (tmp_path / "junk.pt").write_bytes(b"not a checkpoint")
+    with pytest.raises(CheckpointError):
+        load_checkpoint(tmp_path / "junk.pt")
+    torch.save({"weights": torch.zeros(2)}, tmp_path / "other.pt")
+    with pytest.raises(CheckpointError, match="not an mmim-lite checkpoint"):
+        load_checkpoint(tmp_path / "other.pt")
+    with pytest.raises(ValueError, match="device"):
+        resolve_device("tpu")
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match="CUDA"):
+            resolve_device("cuda")
+    tr = Trainer(cfg(epochs=1), splits, progress=False, out_dir=tmp_path / "run")
+    tr.train_epoch()
+    other = make_synthmosi(n_train=8, n_valid=8, n_test=8, seed=0, visual_dim=6)
+    with pytest.raises(CheckpointError, match="dims"):
+        Trainer.from_checkpoint(tmp_path / "run" / "checkpoint.pt", other.splits, progress=False)
