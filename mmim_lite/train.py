@@ -25,7 +25,7 @@ from typing import Any, Iterable, Iterator, Mapping, Sequence
 import numpy as np
 import torch
 from torch.utils.data import DataLoader
-from tqdm.auto import tqdm
+from tqdm import tqdm  # plain bars: tqdm.auto warns inside Jupyter without ipywidgets
 
 from . import metrics as msa
 from .config import MMIMConfig
