@@ -73,7 +73,8 @@ def _pad_end(seqs: Sequence[Any], name: str) -> tuple[torch.Tensor, torch.Tensor
 def collate_batch(items: Sequence[dict[str, Any]]) -> dict[str, torch.Tensor]:
     """Batch :class:`MSADataset` items (use as ``DataLoader(..., collate_fn=collate_batch)``).
 
-    Returns ``input_ids``, ``attention_mask``, ``token_type_ids`` (B, L) long; ``visual``
+    Returns ``input_ids``, ``attention_mask``, ``token_type_ids`` (B, L) long, L = the longest
+    text of the batch (at most ``max_length``: trailing all-padding columns are dropped); ``visual``
     (B, Lv_max, d_v) and ``acoustic`` (B, La_max, d_a) float32, padded with zeros at the end;
     ``visual_lengths``, ``acoustic_lengths`` (B,) long, at least 1 (an empty sequence becomes
     one zero frame); ``labels`` (B,) float32; ``index`` (B,) long.
@@ -81,6 +82,12 @@ def collate_batch(items: Sequence[dict[str, Any]]) -> dict[str, torch.Tensor]:
     if not items:
         raise ValueError("expected at least one item to collate, found none")
     batch = {key: torch.stack([torch.as_tensor(it[key], dtype=torch.long) for it in items]) for key in _TEXT_KEYS}
+    # Drop trailing token columns that are padding for every text of the batch: the encoder's
+    # output at real tokens is unchanged (padding is masked out) and a batch of short texts
+    # costs ~width/50 of a full one.  Left-padded tokens are never trimmed.
+    used = batch["attention_mask"].any(0).nonzero()
+    width = int(used[-1]) + 1 if len(used) else 1
+    batch = {key: value[:, :width] for key, value in batch.items()}
     batch["visual"], batch["visual_lengths"] = _pad_end([it["visual"] for it in items], "visual")
     batch["acoustic"], batch["acoustic_lengths"] = _pad_end([it["acoustic"] for it in items], "acoustic")
     batch["labels"] = torch.tensor([float(it["label"]) for it in items], dtype=torch.float32)

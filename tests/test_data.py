@@ -401,7 +401,7 @@ def test_dataset_tokenises_once_and_matches_tokenizer(synth, tokenizer):
         assert ds[i]["input_ids"].tolist() == want["input_ids"]
         assert ds[i]["attention_mask"].tolist() == want["attention_mask"]
     assert ds[0]["attention_mask"].sum() == 50 and ds[0]["input_ids"][-1] == tokenizer.sep_token_id
-    assert batch["input_ids"].shape == (12, 50) and batch["input_ids"].dtype == torch.long
+    assert batch["input_ids"].shape == (12, 50) and batch["input_ids"].dtype == torch.long  # one 50-token text
 
 
 def test_collate_pads_at_end_with_lengths(tokenizer):
@@ -428,3 +428,27 @@ def test_collate_pads_at_end_with_lengths(tokenizer):
                           "acoustic", "acoustic_lengths", "labels", "index"}
     with pytest.raises(ValueError):
         collate_batch([])
+
+
+def test_collate_trims_all_padding_token_columns_without_changing_cls(tokenizer):
+    from transformers import BertConfig, BertModel
+
+    rng = np.random.default_rng(5)
+    samples = [Sample(text, _frames(rng, 2, 3), _frames(rng, 2, 2), 0.5, f"c_{i}")
+               for i, text in enumerate(["a fine film", "not good at all, honestly quite bad"])]
+    ds = MSADataset(samples, tokenizer, max_length=50)
+    batch = collate_batch([ds[0], ds[1]])
+    longest = int(ds[1]["attention_mask"].sum())
+    assert batch["input_ids"].shape == (2, longest) < (2, 50)
+    assert batch["attention_mask"][1].all() and not batch["attention_mask"][0].all()
+    torch.manual_seed(0)
+    bert = BertModel(BertConfig(vocab_size=tokenizer.vocab_size, hidden_size=32, num_hidden_layers=2,
+                                num_attention_heads=2, intermediate_size=64)).eval()
+    full = {k: torch.stack([ds[0][k], ds[1][k]]) for k in ("input_ids", "attention_mask", "token_type_ids")}
+    with torch.no_grad():
+        cls_full = bert(**full).last_hidden_state[:, 0]
+        cls_trim = bert(**{k: batch[k] for k in full}).last_hidden_state[:, 0]
+    torch.testing.assert_close(cls_trim, cls_full, atol=1e-5, rtol=1e-5)
+    # left padding is never trimmed away
+    left = {**ds[0], "attention_mask": ds[0]["attention_mask"].flip(0)}
+    assert collate_batch([left])["input_ids"].shape == (1, 50)
