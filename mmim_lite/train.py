@@ -80,11 +80,11 @@ class Trainer:
                          for name, samples in splits.items() if len(samples) > 0}
         wd = config.weight_decay
         pred_params = self.model.predictor_parameters()
-        self.opt_lld = torch.optim.Adam(pred_params, lr=config.lr_lld, weight_decay=wd) if pred_params else None
+        self.opt_lld = torch.optim.Adam(pred_params, lr=config.lr_lld, weight_decay=wd, fused=True) if pred_params else None
         groups = [{"params": self.model.main_parameters(), "lr": config.lr_main}]
         if self.model.text_parameters():
             groups.append({"params": self.model.text_parameters(), "lr": config.lr_bert})
-        self.opt_main = torch.optim.Adam(groups, weight_decay=wd)
+        self.opt_main = torch.optim.Adam(groups, weight_decay=wd, fused=True)  # one fused kernel per step
         plateau = dict(mode="min", factor=config.lr_factor, patience=config.lr_patience)
         self.sched_main = torch.optim.lr_scheduler.ReduceLROnPlateau(self.opt_main, **plateau)
         self.sched_lld = (torch.optim.lr_scheduler.ReduceLROnPlateau(self.opt_lld, **plateau)
