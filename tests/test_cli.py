@@ -1,0 +1,261 @@
+"""Tests of the ``mmim-lite`` command line: train, evaluate, synth, resume and bad input.
+
+Everything runs in-process through ``cli.main`` (with the "tiny" random text encoder and a
+small SynthMOSI), except two subprocess checks of ``python -m mmim_lite``. Bad input is checked
+at the file-descriptor level (``capfd``), so a stray warning or log line would fail the test.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import subprocess
+import sys
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from mmim_lite import cli, train as train_module
+from mmim_lite.config import MMIMConfig
+from mmim_lite.data import load_dataset
+from mmim_lite.metrics import msa_metrics
+from mmim_lite.synth import make_synthmosi
+
+torch.set_num_threads(1)
+ROOT = Path(__file__).resolve().parents[1]
+SIZES = dict(n_train=64, n_valid=32, n_test=48, visual_frames=(5, 20), acoustic_frames=(5, 20))
+SYNTH_ARGS = ["--data", "synthmosi", "--n-train", "64", "--n-valid", "32", "--n-test", "48",
+              "--synth-visual-frames", "5,20", "--synth-acoustic-frames", "5,20"]
+TRAIN_ARGS = ["train", *SYNTH_ARGS, "--preset", "synthmosi", "--text-encoder", "tiny", "--epochs", "2",
+              "--seeds", "2", "--device", "cpu", "--set", "alpha=0.2", "--ba-pairs", "tv,ta,va",
+              "--trace-every", "1"]
+
+
+def run(capfd, *argv: str) -> tuple[int, str, str]:
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a warning a user would see is a failure too
+        warnings.simplefilter("ignore", DeprecationWarning)  # hidden from users by default
+        code = cli.main(list(argv))
+    out, err = capfd.readouterr()
+    return code, out, err
+
+
+def read_json(path: Path) -> dict:
+    return json.loads(path.read_text())
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("run")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        warnings.simplefilter("ignore", DeprecationWarning)
+        assert cli.main([*TRAIN_ARGS, "--out", str(out)]) == 0
+    return out
+
+
+# ----------------------------------------------------------------------------- train
+def test_train_writes_config_history_metrics_and_summary(run_dir):
+    expected = MMIMConfig.preset("synthmosi", text_encoder="tiny", epochs=2, alpha=0.2,
+                                 ba_pairs="tv,ta,va", trace_every=1)
+    assert read_json(run_dir / "config.json") == expected.to_dict()
+    data = read_json(run_dir / "data.json")
+    assert data["source"] == "synthmosi"
+    assert data["synth"] == {**{k: list(v) if isinstance(v, tuple) else v for k, v in SIZES.items()},
+                             "seed": 0, "visual_dim": 20, "acoustic_dim": 5}
+    tests = []
+    for seed in (0, 1):
+        seed_dir = run_dir / f"seed_{seed}"
+        assert read_json(seed_dir / "config.json") == expected.replace(seed=seed).to_dict()
+        with open(seed_dir / "history.csv", newline="") as fh:
+            assert [int(row["epoch"]) for row in csv.DictReader(fh)] == [1, 2]
+        metrics = read_json(seed_dir / "metrics.json")
+        assert metrics["seed"] == seed and set(metrics["test"]) == set(msa_metrics([0.5, -1], [1, -1]))
+        assert (seed_dir / "best.pt").is_file() and (seed_dir / "checkpoint.pt").is_file()
+        tests.append(metrics["test"])
+    with open(run_dir / "history.csv", newline="") as fh:  # all seeds in one table
+        rows = [(r["seed"], r["epoch"]) for r in csv.DictReader(fh)]
+    assert rows == [("0", "1"), ("0", "2"), ("1", "1"), ("1", "2")]
+    summary = read_json(run_dir / "summary.json")
+    assert summary["seeds"] == [0, 1] and summary["n_runs"] == 2 and summary["data"] == data
+    for key in ("mae", "corr", "acc2_non0"):  # mean and sample std over seeds, recomputed here
+        values = np.array([t[key] for t in tests])
+        assert summary["test"][key]["mean"] == pytest.approx(values.mean(), abs=1e-12)
+        assert summary["test"][key]["std"] == pytest.approx(values.std(ddof=1), abs=1e-12)
+    assert tests[0] != tests[1]  # two seeds really are two runs
+
+
+def test_summary_holds_the_oracle_of_the_same_synthmosi(run_dir):
+    synth = make_synthmosi(**SIZES, seed=0)
+    summary = read_json(run_dir / "summary.json")
+    for split in ("valid", "test"):
+        truths = np.array([s.label for s in synth.splits[split]], dtype=np.float32)
+        assert summary["oracle"][split] == pytest.approx(msa_metrics(synth.oracle(split), truths), abs=1e-12)
+    # the Bayes-optimal oracle beats a 2-epoch tiny model (and is therefore the right draw)
+    assert summary["oracle"]["test"]["mae"] < summary["test"]["mae"]["mean"]
+
+
+def test_train_prints_a_short_summary_and_no_noise(capfd, tmp_path):
+    code, out, err = run(capfd, *TRAIN_ARGS, "--epochs", "1", "--seeds", "1", "--out", str(tmp_path))
+    assert code == 0 and err == ""  # no progress bars off a terminal, no warnings
+    lines = out.strip().splitlines()
+    assert lines[0].startswith("seed 0: best epoch 1/1, test mae ")
+    assert any(line.startswith("oracle test: mae ") for line in lines)
+    assert lines[-1] == f"wrote {tmp_path / 'summary.json'}"
+    summary = read_json(tmp_path / "summary.json")  # strict JSON: the std of one run is null, not NaN
+    assert summary["test"]["mae"]["std"] is None and summary["test"]["mae"]["mean"] > 0
+
+
+# ----------------------------------------------------------------------------- evaluate
+def test_evaluate_reproduces_stored_metrics_exactly(capfd, run_dir):
+    stored = read_json(run_dir / "seed_1" / "metrics.json")
+    ckpt = str(run_dir / "seed_1" / "best.pt")
+    code, out, err = run(capfd, "evaluate", "--checkpoint", ckpt, "--device", "cpu")
+    assert code == 0 and err == "" and len(out.strip().splitlines()) == 1
+    assert json.loads(out) == stored["test"]  # exact, not approximate
+    # explicit generator options equal to training's give the same; valid split as well
+    code, out, _ = run(capfd, "evaluate", "--checkpoint", ckpt, *SYNTH_ARGS, "--split", "valid")
+    assert code == 0 and json.loads(out) == stored["valid"]
+    # another SynthMOSI draw gives other numbers: data.json really decides the data
+    code, out, _ = run(capfd, "evaluate", "--checkpoint", ckpt, "--data", "synthmosi", "--synth-seed", "5")
+    assert code == 0 and json.loads(out) != stored["test"]
+
+
+# ----------------------------------------------------------------------------- synth + files
+@pytest.mark.parametrize("fmt", ["mmsa", "mult"])
+def test_synth_writes_a_released_format_that_loads_back(capfd, tmp_path, fmt):
+    path = tmp_path / "data" / f"synth_{fmt}.pkl"
+    code, out, err = run(capfd, "synth", "--out", str(path), "--format", fmt, "--seed", "3",
+                         "--n-train", "20", "--n-valid", "8", "--n-test", "6")
+    assert code == 0 and err == "" and "20/8/6" in out
+    if fmt == "mult":
+        assert (path.parent / "label.csv").is_file()
+    loaded, truth = load_dataset(path), make_synthmosi(20, 8, 6, seed=3).splits
+    for split in ("train", "valid", "test"):
+        assert [s.id for s in loaded[split]] == [s.id for s in truth[split]]
+        assert [s.text for s in loaded[split]] == [s.text for s in truth[split]]
+        assert [s.label for s in loaded[split]] == [float(np.float32(s.label)) for s in truth[split]]
+        for a, b in zip(loaded[split], truth[split]):
+            np.testing.assert_array_equal(a.visual, b.visual)
+            np.testing.assert_array_equal(a.acoustic, b.acoustic)
+
+
+def test_train_and_evaluate_on_a_mult_file_with_label_csv(capfd, tmp_path):
+    pkl, labels = tmp_path / "mosi_data_noalign.pkl", tmp_path / "texts" / "labels.csv"
+    assert run(capfd, "synth", "--out", str(pkl), "--format", "mult", "--label-csv", str(labels),
+               "--n-train", "40", "--n-valid", "16", "--n-test", "16")[0] == 0
+    out = tmp_path / "run"
+    code, _, err = run(capfd, "train", "--data", str(pkl), "--label-csv", str(labels), "--preset", "mosi",
+                       "--text-encoder", "tiny", "--epochs", "1", "--batch-size", "16", "--out", str(out))
+    assert code == 0 and err == ""
+    summary = read_json(out / "summary.json")
+    assert "oracle" not in summary and summary["data"]["source"] == "file"
+    code, printed, _ = run(capfd, "evaluate", "--checkpoint", str(out / "seed_0" / "best.pt"))  # data.json
+    assert code == 0 and json.loads(printed) == read_json(out / "seed_0" / "metrics.json")["test"]
+
+
+# ----------------------------------------------------------------------------- resume
+def test_resume_after_interruption_equals_uninterrupted(capfd, run_dir, tmp_path, monkeypatch):
+    original = train_module.Trainer.train_epoch
+
+    def interrupted(self):  # seed 1 stops after its first epoch (its checkpoint is written)
+        row = original(self)
+        if self.config.seed == 1 and self.epoch == 1:
+            raise KeyboardInterrupt
+        return row
+
+    monkeypatch.setattr(train_module.Trainer, "train_epoch", interrupted)
+    code, _, err = run(capfd, *TRAIN_ARGS, "--out", str(tmp_path))
+    assert code == 130 and err.strip() == "mmim-lite: interrupted"
+    assert not (tmp_path / "seed_1" / "metrics.json").exists()
+    monkeypatch.setattr(train_module.Trainer, "train_epoch", original)
+    assert run(capfd, *TRAIN_ARGS, "--out", str(tmp_path), "--resume")[0] == 0
+    for seed in (0, 1):
+        name = f"seed_{seed}/metrics.json"
+        assert read_json(tmp_path / name) == read_json(run_dir / name)
+    assert read_json(tmp_path / "summary.json")["test"] == read_json(run_dir / "summary.json")["test"]
+    # a finished run resumes without training again
+    monkeypatch.setattr(train_module.Trainer, "fit", lambda self: pytest.fail("trained again"))
+    assert run(capfd, *TRAIN_ARGS, "--out", str(tmp_path), "--resume")[0] == 0
+    # resuming with other settings is refused, naming the field
+    code, _, err = run(capfd, *TRAIN_ARGS, "--alpha", "0.5", "--out", str(tmp_path), "--resume")
+    assert code == 2 and err.count("\n") == 1 and "alpha" in err
+
+
+# ----------------------------------------------------------------------------- bad input
+SMALL = ["--epochs", "1", "--text-encoder", "tiny"]
+BAD = {
+    "missing data file": (["train", "--data", "{tmp}/nothing.pkl", "--out", "{tmp}/o"], "no such file"),
+    "unknown preset": (["train", "--data", "synthmosi", "--preset", "imdb", "--out", "{tmp}/o"], "unknown preset"),
+    "unknown encoder": (["train", "--data", "synthmosi", "--text-encoder", "no-such-bert", "--out", "{tmp}/o"],
+                        "unknown text encoder"),
+    "unknown field": (["train", *SYNTH_ARGS[:2], "--set", "gamma=1", "--out", "{tmp}/o"], "unknown config field"),
+    "bad --set": (["train", "--data", "synthmosi", "--set", "alpha", "--out", "{tmp}/o"], "field=value"),
+    "bad number": (["train", "--data", "synthmosi", "--alpha", "abc", "--out", "{tmp}/o"], "alpha"),
+    "bad pair": (["train", "--data", "synthmosi", "--ba-pairs", "tx", "--out", "{tmp}/o"], "ba pair"),
+    "bad seeds": (["train", "--data", "synthmosi", "--seeds", "0", "--out", "{tmp}/o"], "--seeds"),
+    "bad size": (["train", "--data", "synthmosi", "--n-train", "ten", "--out", "{tmp}/o"], "--n-train"),
+    "bad device": (["train", "--data", "synthmosi", "--device", "tpu", "--out", "{tmp}/o"], "device"),
+    "no --out": (["train", "--data", "synthmosi"], "--out"),
+    "synth option on a file": (["train", "--data", "{tmp}", "--n-train", "5", "--out", "{tmp}/o"], "synthmosi"),
+    "mult without csv": (["train", "--data", "{tmp}/m/mosi_data_noalign.pkl", *SMALL, "--out", "{tmp}/o"],
+                         "label"),
+    "not a pickle": (["train", "--data", "{tmp}/notes.txt", *SMALL, "--out", "{tmp}/o"], "notes.txt"),
+    "no checkpoint": (["evaluate", "--checkpoint", "{tmp}/best.pt", "--data", "synthmosi"], "no such file"),
+    "not a checkpoint": (["evaluate", "--checkpoint", "{tmp}/notes.txt", "--data", "synthmosi"], "checkpoint"),
+    "evaluate without data": (["evaluate", "--checkpoint", "{run}/seed_0/best.pt", "--data", "{tmp}/x.pkl"],
+                              "no such"),
+    "wrong feature size": (["evaluate", "--checkpoint", "{run}/seed_0/best.pt", *SYNTH_ARGS,
+                            "--synth-visual-dim", "7"], "visual"),
+    "bad format": (["synth", "--out", "{tmp}/s.pkl", "--format", "csv"], "invalid choice"),
+    "synth into a folder": (["synth", "--out", "{tmp}", "--format", "mmsa"], "folder"),
+    "unknown command": (["fit"], "invalid choice"),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD))
+def test_bad_input_fails_with_one_line(capfd, tmp_path, run_dir, case):
+    (tmp_path / "notes.txt").write_text("not a pickle\n")
+    if case == "mult without csv":
+        assert cli.main(["synth", "--out", str(tmp_path / "m" / "mosi_data_noalign.pkl"), "--format", "mult",
+                         "--label-csv", str(tmp_path / "elsewhere.csv"), "--n-train", "8", "--n-valid", "4",
+                         "--n-test", "4"]) == 0
+        capfd.readouterr()
+    argv, words = BAD[case]
+    code, out, err = run(capfd, *(a.format(tmp=tmp_path, run=run_dir) for a in argv))
+    assert code != 0 and out == ""
+    lines = err.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("mmim-lite: error: "), err
+    assert words.lower() in lines[0].lower()
+
+
+def test_unreachable_bert_base_fails_fast_with_a_hint(capfd, tmp_path, monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")  # as on a machine without the hub
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "empty-cache"))
+    code, out, err = run(capfd, "train", "--data", "synthmosi", "--text-encoder", "bert-base-uncased",
+                         "--out", str(tmp_path / "o"))
+    assert code != 0 and out == "" and err.count("\n") == 1
+    assert "bert-base-uncased" in err and "minilm" in err
+    assert not (tmp_path / "o").exists()  # failed before writing anything
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
+def test_cuda_request_without_cuda(capfd, tmp_path):
+    code, _, err = run(capfd, "train", "--data", "synthmosi", "--device", "cuda", "--out", str(tmp_path))
+    assert code != 0 and err.count("\n") == 1 and "CUDA is not available" in err
+
+
+# ----------------------------------------------------------------------------- the entry point
+def test_python_dash_m_help_and_one_line_error():
+    def python_m(*argv):
+        return subprocess.run([sys.executable, "-m", "mmim_lite", *argv], cwd=ROOT, capture_output=True,
+                              text=True, timeout=120)
+
+    done = python_m("--help")
+    assert done.returncode == 0 and all(c in done.stdout for c in ("train", "evaluate", "synth"))
+    done = python_m("train", "--data", "synthmosi", "--preset", "imdb", "--out", "unused")
+    assert done.returncode == 2 and done.stdout == ""
+    assert done.stderr.splitlines() == [done.stderr.strip()] and "unknown preset 'imdb'" in done.stderr
