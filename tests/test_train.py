@@ -169,3 +169,19 @@ def test_bad_inputs(splits, tmp_path):
     other = make_synthmosi(n_train=8, n_valid=8, n_test=8, seed=0, visual_dim=6)
     with pytest.raises(CheckpointError, match="dims"):
         Trainer.from_checkpoint(tmp_path / "run" / "checkpoint.pt", other.splits, progress=False)
+
+
+def test_frozen_pretrained_encoder_is_not_stored_but_reloads_exactly(tmp_path):
+    small = make_synthmosi(n_train=40, n_valid=20, n_test=20, seed=1, visual_frames=(5, 10),
+                           acoustic_frames=(5, 10)).splits
+    config = MMIMConfig.preset("synthmosi", epochs=1, batch_size=20, eval_batch_size=20)
+    assert config.text_encoder == "minilm" and config.freeze_text
+    tr = Trainer(config, small, progress=False, out_dir=tmp_path)
+    result = tr.fit()
+    for name in ("checkpoint.pt", "best.pt"):
+        state = load_checkpoint(tmp_path / name)
+        assert not [k for k in state["model"] if k.startswith("text_model.")]
+        assert any(k.startswith("visual_enc.") for k in state["model"])
+    restored = Trainer.from_checkpoint(tmp_path / "best.pt", small, progress=False)
+    restored.use_best()
+    assert restored.evaluate("test") == result["test"]
