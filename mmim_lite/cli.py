@@ -42,12 +42,10 @@ import json
 import math
 import os
 import re
-import socket
 import sys
 import typing
 from pathlib import Path
-from typing import Any, Iterator, Sequence
-from urllib.parse import urlparse
+from typing import Any, Sequence
 
 from . import __version__
 from .config import PRESETS, MMIMConfig
@@ -264,28 +262,6 @@ def _read_json(path: Path) -> dict[str, Any] | None:
         raise CLIError(f"cannot read {path}: {err}") from None
 
 
-@contextlib.contextmanager
-def _hub_guard(encoder: str) -> Iterator[None]:
-    """Fail fast when the Hugging Face hub is unreachable (instead of minutes of retries).
-
-    Only ``"bert-base-uncased"`` is fetched from the hub. Without a proxy and with no route to
-    the hub endpoint, ``HF_HUB_OFFLINE=1`` is set while the command runs, so the encoder is
-    taken from the local cache or refused at once with one clear message."""
-    env, offline = os.environ, False
-    proxied = any(env.get(k) for k in ("HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy"))
-    if encoder == "bert-base-uncased" and not (Path(encoder).is_dir() or env.get("HF_HUB_OFFLINE") or proxied):
-        url = urlparse(env.get("HF_ENDPOINT", "https://huggingface.co"))
-        try:
-            socket.create_connection((url.hostname, url.port or 443), timeout=3).close()
-        except OSError:
-            offline, env["HF_HUB_OFFLINE"] = True, "1"
-    try:
-        yield
-    finally:
-        if offline:
-            env.pop("HF_HUB_OFFLINE", None)
-
-
 def _check_encoder(name: str) -> None:
     """Resolve a non-built-in text encoder once up front, so that a bad name fails before training."""
     if name not in ("minilm", "tiny", "bert-base-random"):
@@ -341,12 +317,11 @@ def cmd_train(args: argparse.Namespace) -> int:
     from .train import resolve_device, run_seeds, summarize_runs, write_csv, write_json
 
     device = resolve_device(args.device)
-    with _hub_guard(config.text_encoder):
-        _check_encoder(config.text_encoder)
-        splits, synth = _load(spec)
-        write_json(config.to_dict(), out / "config.json")
-        write_json(spec, out / "data.json")
-        results = run_seeds(config, seeds, splits, out_dir=out, device=str(device), resume=args.resume)
+    _check_encoder(config.text_encoder)
+    splits, synth = _load(spec)
+    write_json(config.to_dict(), out / "config.json")
+    write_json(spec, out / "data.json")
+    results = run_seeds(config, seeds, splits, out_dir=out, device=str(device), resume=args.resume)
     history = []  # all seeds' per-epoch rows in one table, with a seed column
     for seed in seeds:
         with contextlib.suppress(FileNotFoundError), open(out / f"seed_{seed}" / "history.csv", newline="") as fh:
@@ -383,12 +358,11 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     spec = _data_spec(args, stored)
     state = load_checkpoint(path)
     config = MMIMConfig.from_dict(state["config"])
-    with _hub_guard(config.text_encoder):
-        splits, _ = _load(spec)
-        if len(splits.get(args.split, ())) == 0:
-            raise CLIError(f"the data has no clips in split {args.split!r}")
-        trainer = Trainer(config, splits, device=args.device, progress=False)
-        trainer.load_state_dict(state)
+    splits, _ = _load(spec)
+    if len(splits.get(args.split, ())) == 0:
+        raise CLIError(f"the data has no clips in split {args.split!r}")
+    trainer = Trainer(config, splits, device=args.device, progress=False)
+    trainer.load_state_dict(state)
     print(json.dumps(trainer.evaluate(args.split)))
     return 0
 

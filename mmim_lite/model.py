@@ -17,9 +17,11 @@ from __future__ import annotations
 
 import contextlib
 import os
+import socket
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator, Mapping
+from urllib.parse import urlparse
 
 import torch
 from torch import Tensor, nn
@@ -86,6 +88,20 @@ def _load_pretrained(source: str, local_only: bool) -> tuple[nn.Module, Any]:
     return model, tokenizer
 
 
+def _hub_reachable(timeout: float = 3.0) -> bool:
+    """One quick TCP check of the Hugging Face endpoint (or a proxy is set), so that an offline
+    machine fails at once instead of after minutes of download retries."""
+    env = os.environ
+    if any(env.get(k) for k in ("HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy")):
+        return True
+    url = urlparse(env.get("HF_ENDPOINT", "https://huggingface.co"))
+    try:
+        socket.create_connection((url.hostname, url.port or 443), timeout=timeout).close()
+        return True
+    except OSError:
+        return False
+
+
 def resolve_text_encoder(name: str) -> tuple[nn.Module, Any]:
     """Return ``(model, tokenizer)`` for a text-encoder name (Eq. 2's BERT).
 
@@ -126,7 +142,7 @@ def resolve_text_encoder(name: str) -> tuple[nn.Module, Any]:
         except (OSError, ValueError):
             pass
         offline = os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on")
-        if not offline:
+        if not offline and _hub_reachable():
             try:
                 return _load_pretrained(name, local_only=False)
             except Exception:  # noqa: BLE001 - any network / hub failure -> one clear message
