@@ -260,30 +260,19 @@ def _coerce(name: str, value: Any, hint: Any) -> Any:
         if isinstance(value, int) and value in (0, 1):
             return bool(value)
         raise ConfigError(f"{name} expects a boolean (true/false), got {value!r}")
-    if hint is int:
-        if isinstance(value, bool):
-            raise ConfigError(f"{name} expects an integer, got {value!r}")
-        if isinstance(value, int):
-            return value
-        if isinstance(value, float) and value.is_integer():
-            return int(value)
-        if isinstance(value, str):
-            try:
-                return int(value.strip())
-            except ValueError:
-                pass
-        raise ConfigError(f"{name} expects an integer, got {value!r}")
-    if hint is float:
-        if isinstance(value, bool):
-            raise ConfigError(f"{name} expects a number, got {value!r}")
-        if isinstance(value, (int, float)):
-            return float(value)
-        if isinstance(value, str):
-            try:
-                return float(value.strip())
-            except ValueError:
-                pass
-        raise ConfigError(f"{name} expects a number, got {value!r}")
+    if hint in (int, float):
+        kind = "an integer" if hint is int else "a number"
+        try:
+            if isinstance(value, bool):
+                raise ValueError
+            number = float(value.strip()) if isinstance(value, str) else float(value)
+            if hint is int:
+                if not number.is_integer() or (isinstance(value, str) and "." in value):
+                    raise ValueError
+                return int(number)
+            return number
+        except (TypeError, ValueError):
+            raise ConfigError(f"{name} expects {kind}, got {value!r}") from None
     if hint is str:
         if not isinstance(value, str):
             raise ConfigError(f"{name} expects a string, got {value!r}")
