@@ -1,34 +1,14 @@
-"""Command-line interface ``mmim-lite`` (also ``python -m mmim_lite``).
+"""Command-line interface ``mmim-lite`` (also ``python -m mmim_lite``): ``train``, ``evaluate``, ``synth``.
 
-Three commands::
-
-    mmim-lite train --data {synthmosi|PATH} [--label-csv CSV] --preset {mosi,mosei,synthmosi}
-                    --text-encoder NAME [--epochs N] --seeds N --device auto --out DIR [--resume]
-                    [--<any-config-field> VALUE ...] [--set FIELD=VALUE ...]
-    mmim-lite evaluate --checkpoint FILE [--data {synthmosi|PATH}] [--label-csv CSV]
-                       [--split test] [--device auto]
-    mmim-lite synth --out FILE --format {mmsa,mult} [--label-csv CSV] [--seed S] [--n-train N ...]
-
-``train`` runs Algorithm 1 once per seed (:func:`mmim_lite.train.run_seeds`). ``--seeds N`` means
-the seeds ``seed, seed+1, ..., seed+N-1`` where ``seed`` is the config's (0 unless ``--seed``
-says otherwise); ``--seeds 3,7,11`` lists them. Every field of
-:class:`~mmim_lite.config.MMIMConfig` is an option (``ba_pairs`` -> ``--ba-pairs tv,ta``), and
-``--set field=value`` does the same; both override the preset. ``DIR`` receives ``config.json``
-(the run's config), ``data.json`` (where the data came from: the file, or the SynthMOSI
-generator arguments), ``seed_<s>/`` per seed (``config.json``, ``history.csv``, ``trace.csv``,
-``checkpoint.pt``, ``best.pt``, ``metrics.json``), ``history.csv`` (every seed's epochs, with a
-``seed`` column) and ``summary.json`` (mean and std over seeds, null for one run; on SynthMOSI
-also the Bayes-optimal oracle's metrics on valid and test).
-
-``evaluate`` prints the metrics of a checkpoint on one split as a single JSON object on stdout
-(for ``best.pt`` the test metrics equal ``metrics.json``'s exactly, on the same device). Without
-``--data`` it loads what ``data.json`` beside the checkpoint (or one folder up) names; with
-``--data synthmosi`` the generator arguments come from that ``data.json`` too, so SynthMOSI is
-regenerated exactly as in training, and generator options on the command line override them.
-
-Bad input (missing files, unknown presets or fields, unreachable text encoders) ends with one
-line ``mmim-lite: error: ...`` on stderr and exit status 2; ``MMIM_LITE_DEBUG=1`` shows the
-traceback instead.
+``train`` runs Algorithm 1 once per seed (:func:`mmim_lite.train.run_seeds`); ``--seeds N`` means
+seeds ``seed .. seed+N-1`` (``--seeds 3,7,11`` lists them). Every :class:`~mmim_lite.config.MMIMConfig`
+field is an option (``--ba-pairs tv,ta``), as is ``--set field=value``; both override the preset.
+DIR receives ``config.json``, ``data.json`` (the data file or the SynthMOSI generator arguments),
+``seed_<s>/`` per seed, a combined ``history.csv`` and ``summary.json`` (mean and std over seeds;
+on SynthMOSI also the Bayes-optimal oracle). ``evaluate`` prints one JSON object, equal to the
+stored ``metrics.json`` on the same device; without ``--data`` it reloads what ``data.json`` names.
+Bad input ends with one line ``mmim-lite: error: ...`` and exit status 2 (``MMIM_LITE_DEBUG=1``
+shows the traceback).
 """
 
 from __future__ import annotations
