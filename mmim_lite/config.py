@@ -60,6 +60,7 @@ class MMIMConfig:
     text_encoder: str = "bert-base-uncased"  #: "bert-base-uncased", "minilm", "tiny" or a folder
     freeze_text: bool = False  #: keep the text encoder fixed (not trained, eval mode)
     cache_text_features: bool = False  #: compute [CLS] once per split (needs freeze_text)
+    pack_text: bool = True  #: run a BertModel on the real tokens only (same h_t; text.cls_features)
     max_length: int = 50  #: tokens per text (padding/truncation)
     visual_hidden: int = 32  #: V-LSTM hidden size (Table 3)
     acoustic_hidden: int = 32  #: A-LSTM hidden size (Table 3)

