@@ -120,3 +120,20 @@ def test_model_uses_packed_encoder_by_default():
     hook.remove()
     assert MMIMConfig.preset("mosi").pack_text and MMIMConfig.preset("synthmosi").pack_text
     assert torch.allclose(outs[True], outs[False], atol=1e-6)
+
+
+def test_packed_under_bf16_autocast():
+    """Mixed precision (as on CUDA; here CPU autocast): same dtype and close to the Hugging Face
+    forward under the same autocast, and gradients reach the encoder."""
+    torch.manual_seed(0)
+    model, tokenizer = resolve_text_encoder("tiny")
+    model.eval()
+    enc = encode(tokenizer)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        packed = cls_features(model, **enc)
+        with torch.no_grad():
+            hf = hf_cls(model, enc)
+    assert packed.dtype == hf.dtype
+    assert torch.allclose(packed.float(), hf.float(), atol=0.05)
+    packed.float().sum().backward()
+    assert model.embeddings.word_embeddings.weight.grad is not None
