@@ -184,14 +184,14 @@ def cls_features(model: nn.Module, input_ids: Tensor, attention_mask: Tensor,
     h = emb.dropout(emb.LayerNorm(h))
     key_mask = mask[:, None, None, :]  # (B, 1, 1, L): True = a real token to attend to
     layers = model.encoder.layer
+    heads, size = layers[0].attention.self.num_attention_heads, layers[0].attention.self.attention_head_size
+
+    def grid(x: Tensor) -> Tensor:  # packed (T, heads*size) -> padded (B, heads, L, size)
+        full = x.new_zeros(batch * length, x.shape[1]).index_copy(0, real, x)
+        return full.view(batch, length, heads, size).transpose(1, 2)
+
     for i, layer in enumerate(layers):
         att = layer.attention.self
-        heads, size = att.num_attention_heads, att.attention_head_size
-
-        def grid(x: Tensor) -> Tensor:  # packed (T, heads*size) -> padded (B, heads, L, size)
-            full = x.new_zeros(batch * length, x.shape[1]).index_copy(0, real, x)
-            return full.view(batch, length, heads, size).transpose(1, 2)
-
         last = i == len(layers) - 1
         q_in = h[cls_rows] if last else h  # the last layer: only [CLS] is needed
         q = att.query(q_in)
