@@ -276,3 +276,136 @@ def test_bad_dims_raise(tiny):
     batch["visual"] = batch["visual"][..., :3]
     with pytest.raises(ValueError, match="sequence batch"):
         model(batch)
+
+
+# ----------------------------------------------------------------------------- gradient paths
+# Each MI term must move exactly the representations the paper says it moves, through every path.
+# The property checked: perturb one representation, h_m + delta * D (D a fixed random (B, d)
+# direction), and compare the autograd derivative of a loss w.r.t. delta with its central finite
+# difference. A ``detach`` anywhere on a path zeroes that path's autograd contribution but not the
+# finite difference. h_t is perturbed through the cached-feature input, h_v / h_a by a forward
+# hook on their encoder. 48 clips and 4-d h_v / h_a keep every class covariance well conditioned.
+def _wiring_model(tiny, **overrides) -> MMIM:
+    model = make_model(tiny, visual_out=4, acoustic_out=4, **overrides).eval()  # eval: no dropout
+    with torch.no_grad():  # a q whose mean depends clearly on h_x (at initialisation it barely does)
+        for q in model.predictors.values():
+            q.mu[-1].weight.mul_(5.0)
+    return model
+
+
+def _derivatives(model: MMIM, batch: dict, m: str, loss_of, direction: torch.Tensor | int = 0,
+                 eps: float = 1e-3) -> tuple[float, float]:
+    """(autograd, central finite difference) derivative of ``loss_of(model(batch))`` w.r.t. delta
+    in ``h_m + delta * direction`` (an int: a random direction with that seed); the model's
+    memories are not updated."""
+    with torch.no_grad():
+        h_t = model.encode_text(batch)
+    if isinstance(direction, int):
+        dim = h_t.shape[1] if m == "t" else model.dims[m]
+        direction = torch.randn(len(batch["labels"]), dim, generator=torch.Generator().manual_seed(direction))
+    delta = torch.zeros((), requires_grad=True)
+
+    def value(d: torch.Tensor) -> torch.Tensor:
+        shift = lambda module, inputs, out: out + d * direction  # noqa: E731
+        encoder = {"v": model.visual_enc, "a": model.acoustic_enc}.get(m)
+        handle = encoder.register_forward_hook(shift) if encoder is not None else None
+        try:
+            return loss_of(model(batch, h_t=h_t + d * direction if m == "t" else h_t))
+        finally:
+            if handle is not None:
+                handle.remove()
+
+    loss = value(delta)
+    (auto,) = torch.autograd.grad(loss, delta, allow_unused=True) if loss.requires_grad else (None,)
+    with torch.no_grad():
+        fd = (value(torch.tensor(eps)) - value(torch.tensor(-eps))) / (2 * eps)
+    return (0.0 if auto is None else float(auto)), float(fd)
+
+
+def _assert_same(auto: float, fd: float, what) -> None:
+    assert abs(fd) > 0.01, (what, fd)  # a real dependence, far above float32 round-off (~3e-4)
+    assert auto == pytest.approx(fd, rel=0.05), (what, auto, fd)
+
+
+def test_log_q_moves_both_h_x_and_h_y(tiny):
+    """Eq. 4 inside L_BA: -mean log q(h_y | h_x) depends on h_x (q's input) and on h_y (the point
+    where the density is evaluated); both carry gradient, the third modality none."""
+    model = _wiring_model(tiny)
+    batch = make_batch(tiny[1], n=48)
+    for pair in ("tv", "ta"):
+        loss_of = lambda out: -out.log_q[pair].mean()  # noqa: E731
+        for m in pair:  # x side, then y side
+            _assert_same(*_derivatives(model, batch, m, loss_of, ord(m)), (pair, m))
+        other = "a" if pair == "tv" else "v"
+        assert _derivatives(model, batch, other, loss_of) == (0.0, 0.0)
+
+
+def test_entropy_moves_only_h_y(tiny):
+    """Eq. 5-8: H(h_y) depends on h_y only (the stored memory batch and the labels are constants)."""
+    model = _wiring_model(tiny)
+    model(make_batch(tiny[1], n=48, seed=5), update_memory=True)  # a stored batch: read, not moved
+    batch = make_batch(tiny[1], n=48)
+    for pair in ("tv", "ta"):
+        loss_of = lambda out: out.entropy[pair]  # noqa: E731
+        _assert_same(*_derivatives(model, batch, pair[1], loss_of, 3), pair)
+        for m in "tva".replace(pair[1], ""):
+            assert _derivatives(model, batch, m, loss_of) == (0.0, 0.0), (pair, m)
+
+
+def test_ba_term_keeps_both_parts_of_eq_3(tiny):
+    """I_BA = E[log q] + H(Y) as the trainer differentiates it (``losses()["ba_<xy>"]``), each part
+    isolated by a direction that leaves the other (nearly) unchanged:
+
+    * shifting each polarity class of h_y by a constant leaves its covariances, hence H(Y)
+      (Eq. 5-8), exactly unchanged (memory empty here): the whole derivative is log q's;
+    * scaling h_y, h_y * (1 + delta), moves H(Y) by d nats per unit delta and log q much less.
+    """
+    model = _wiring_model(tiny)
+    batch = make_batch(tiny[1], n=48)
+    positive = (batch["labels"] >= 0).unsqueeze(1)
+    g = torch.Generator().manual_seed(0)
+    for pair in ("tv", "ta"):
+        y = pair[1]
+        encoder = model.visual_enc if y == "v" else model.acoustic_enc
+        with torch.no_grad():
+            h_y = encoder(batch["visual" if y == "v" else "acoustic"], batch[f"{'visual' if y == 'v' else 'acoustic'}_lengths"])
+        shift = torch.where(positive, torch.randn(1, model.dims[y], generator=g), torch.randn(1, model.dims[y], generator=g))
+        ba = lambda out: out.log_q[pair].mean() + out.entropy[pair]  # noqa: E731
+        traced = lambda out: model.losses(out, batch["labels"])[f"ba_{pair}"]  # noqa: E731
+        assert _derivatives(model, batch, y, lambda out: out.entropy[pair], shift)[1] == pytest.approx(0.0, abs=1e-3)
+        for direction in (shift, h_y):
+            auto, fd = _derivatives(model, batch, y, traced, direction)
+            _assert_same(auto, fd, (pair, "shift" if direction is shift else "scale"))
+            assert fd == pytest.approx(_derivatives(model, batch, y, ba, direction)[1], abs=1e-3)
+        log_q_part = _derivatives(model, batch, y, lambda out: out.log_q[pair].mean(), h_y)[1]
+        assert abs(log_q_part) < 0.2 * abs(fd)  # along the scaling, H(Y) is most of the derivative
+        _assert_same(*_derivatives(model, batch, pair[0], traced, 1), (pair, "x"))  # h_x: q's input
+
+
+def test_main_loss_gradient_matches_finite_differences(tiny):
+    """L_main (Eq. 14), the stage-2 loss: the autograd derivative w.r.t. each of h_t, h_v, h_a
+    equals the finite difference (no path through task, CPC or BA terms is cut)."""
+    model = _wiring_model(tiny)
+    model(make_batch(tiny[1], n=48, seed=5), update_memory=True)
+    batch = make_batch(tiny[1], n=48)
+    loss_of = lambda out: model.losses(out, batch["labels"])["main"]  # noqa: E731
+    for m in "tva":
+        _assert_same(*_derivatives(model, batch, m, loss_of, 1), m)
+    assert len(model.memories["v"]) == 1  # the checks above never pushed
+
+
+def test_memory_is_read_before_the_batch_is_pushed(tiny):
+    """Algorithm 1: H(Y) of batch k uses batch k plus the batches *before* it; batch k enters the
+    memory only afterwards (with memory 1, the estimate of batch 2 pools batches 1 and 2)."""
+    model = _wiring_model(tiny)
+    batches = [make_batch(tiny[1], n=48, seed=s) for s in (11, 12, 13)]
+    h_v = [model.visual_enc(b["visual"], b["visual_lengths"]).detach() for b in batches]
+    outs = [model(b, update_memory=True) for b in batches]
+    torch.testing.assert_close(outs[0].entropy["tv"], bounds.polarity_entropy(h_v[0], batches[0]["labels"]))
+    for k in (1, 2):
+        previous = bounds.HistoryMemory(1)
+        previous.push(h_v[k - 1], batches[k - 1]["labels"])
+        want = bounds.polarity_entropy(h_v[k], batches[k]["labels"], memory=previous)
+        torch.testing.assert_close(outs[k].entropy["tv"], want)
+        assert not torch.allclose(want, bounds.polarity_entropy(h_v[k], batches[k]["labels"]))
+    torch.testing.assert_close(model.memories["v"].read()[1], h_v[2][batches[2]["labels"] >= 0])
