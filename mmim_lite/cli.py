@@ -124,7 +124,8 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--device", default="auto", help="auto (CUDA if available), cpu, cuda, cuda:N")
     train.add_argument("--out", required=True, metavar="DIR", help="output folder")
     train.add_argument("--resume", action="store_true",
-                       help="skip finished seeds in DIR and continue interrupted ones from checkpoint.pt")
+                       help="continue the run in DIR from each seed's checkpoint.pt (finished seeds are read "
+                            "back; --epochs and --patience may be raised, nothing else changed)")
     _add_config_options(train)
     train.set_defaults(func=cmd_train)
 
@@ -287,14 +288,16 @@ def cmd_train(args: argparse.Namespace) -> int:
     out = Path(args.out).expanduser()
     if out.exists() and not out.is_dir():
         raise CLIError(f"--out {args.out!r} is a file, expected a folder")
+    from .train import check_resumable, resolve_device, run_seeds, summarize_runs, write_csv, write_json
+
     if args.resume:  # continuing a run with other settings would mix two experiments
-        for name, now in (("config.json", config.to_dict()), ("data.json", spec)):
-            before = _read_json(out / name)
-            now = json.loads(json.dumps(now))
-            if before is not None and before != now:
-                diff = sorted(k for k in set(before) | set(now) if before.get(k) != now.get(k))
-                raise CLIError(f"--resume: {out / name} differs from this command in {diff}")
-    from .train import resolve_device, run_seeds, summarize_runs, write_csv, write_json
+        before = _read_json(out / "data.json")
+        if before is not None and before != json.loads(json.dumps(spec)):
+            diff = sorted(k for k in set(before) | set(spec) if before.get(k) != spec.get(k))
+            raise CLIError(f"--resume: {out / 'data.json'} differs from this command in {diff}")
+        before = _read_json(out / "config.json")
+        if before is not None:  # only epochs and patience may be raised
+            check_resumable(MMIMConfig.from_dict(before), config, f"--resume: {out / 'config.json'}")
 
     device = resolve_device(args.device)
     _check_encoder(config.text_encoder)

@@ -72,6 +72,26 @@ def _load_weights(model: MMIM, state: Mapping[str, torch.Tensor]) -> None:
                               f"unexpected {list(unexpected)[:3]}")
 
 
+#: Settings a resumed run may raise: how long it trains, nothing about what it trains.
+RESUMABLE_FIELDS = ("epochs", "patience")
+
+
+def check_resumable(stored: MMIMConfig, wanted: MMIMConfig, where: str) -> None:
+    """Refuse to continue a run stored with ``stored`` under ``wanted`` unless the two differ only
+    by raised ``epochs`` / ``patience`` (``where`` names the file in the error)."""
+    before, now = stored.to_dict(), wanted.to_dict()
+    changed = sorted(k for k in before if before[k] != now[k])
+    other = [k for k in changed if k not in RESUMABLE_FIELDS]
+    if other:
+        raise CheckpointError(f"{where}: cannot resume with other settings: {other} differ "
+                              f"(only {' and '.join(RESUMABLE_FIELDS)} may be raised)")
+    limit = lambda k, v: math.inf if k == "patience" and v == 0 else v  # noqa: E731 - 0: no early stop
+    lowered = [f"{k} {before[k]} -> {now[k]}" for k in changed if limit(k, now[k]) < limit(k, before[k])]
+    if lowered:
+        raise CheckpointError(f"{where}: {', '.join(RESUMABLE_FIELDS)} may only be raised on resume, "
+                              f"got {'; '.join(lowered)}")
+
+
 # -------------------- the trainer -----------------------------------------------------------
 class Trainer:
     """Algorithm 1 for one config and one dataset (``{"train", "valid", "test"}`` of Samples).
@@ -352,12 +372,17 @@ class Trainer:
 
     @classmethod
     def from_checkpoint(cls, path: str | Path, splits: Mapping[str, Sequence[Any]],
-                        **kwargs: Any) -> "Trainer":
+                        config: MMIMConfig | None = None, **kwargs: Any) -> "Trainer":
         """A Trainer restored from ``checkpoint.pt`` (resume) or ``best.pt`` (evaluation only).
 
-        The config is the checkpoint's; ``kwargs`` go to :class:`Trainer` (device, out_dir, ...)."""
+        The config is the checkpoint's; ``config`` may raise its ``epochs`` and ``patience``
+        (training then continues past where it stopped), any other difference is refused.
+        ``kwargs`` go to :class:`Trainer` (device, out_dir, ...)."""
         state = load_checkpoint(path)
-        trainer = cls(MMIMConfig.from_dict(state["config"]), splits, **kwargs)
+        stored = MMIMConfig.from_dict(state["config"])
+        if config is not None:
+            check_resumable(stored, config, str(path))
+        trainer = cls(config or stored, splits, **kwargs)
         trainer.load_state_dict(state)
         return trainer
 
@@ -368,19 +393,21 @@ def run_seeds(config: MMIMConfig, seeds: Iterable[int], splits: Mapping[str, Seq
               resume: bool = False) -> list[dict[str, Any]]:
     """Train one model per seed (the paper's 5-run protocol); a list of :meth:`Trainer.fit` results.
 
-    Seed ``s`` writes into ``out_dir/seed_<s>/``.  ``resume=True`` skips seeds whose
-    ``metrics.json`` exists and continues from ``checkpoint.pt`` where one exists.  Cached
-    [CLS] features of a pretrained frozen encoder are computed once and shared by all seeds."""
+    Seed ``s`` writes into ``out_dir/seed_<s>/``.  ``resume=True`` continues each seed from its
+    ``checkpoint.pt`` where one exists (a finished seed is read back from ``metrics.json``
+    unless ``config`` raises its ``epochs`` or ``patience``, see :func:`check_resumable`).
+    Cached [CLS] features of a pretrained frozen encoder are computed once and shared by all
+    seeds."""
     results, shared_cache = [], None
     for seed in seeds:
         cfg = config.replace(seed=int(seed))
         run_dir = Path(out_dir) / f"seed_{seed}" if out_dir is not None else None
-        if resume and run_dir is not None and (run_dir / "metrics.json").is_file():
-            results.append(json.loads((run_dir / "metrics.json").read_text()))
-            continue
         kwargs = dict(device=device, out_dir=run_dir, progress=progress, text_cache=shared_cache)
         if resume and run_dir is not None and (run_dir / "checkpoint.pt").is_file():
-            trainer = Trainer.from_checkpoint(run_dir / "checkpoint.pt", splits, **kwargs)
+            trainer = Trainer.from_checkpoint(run_dir / "checkpoint.pt", splits, config=cfg, **kwargs)
+            if trainer.done and (run_dir / "metrics.json").is_file():
+                results.append(json.loads((run_dir / "metrics.json").read_text()))
+                continue
         else:
             trainer = Trainer(cfg, splits, **kwargs)
         results.append(trainer.fit())

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import json
+import shutil
 import subprocess
 import sys
 import warnings
@@ -183,6 +184,27 @@ def test_resume_after_interruption_equals_uninterrupted(capfd, run_dir, tmp_path
     # resuming with other settings is refused, naming the field
     code, _, err = run(capfd, *TRAIN_ARGS, "--alpha", "0.5", "--out", str(tmp_path), "--resume")
     assert code == 2 and err.count("\n") == 1 and "alpha" in err
+
+
+def test_resume_with_more_epochs_continues_the_run(capfd, run_dir, tmp_path):
+    """A finished 2-epoch run resumed with --epochs 3 (and a higher --patience) trains one more
+    epoch from its checkpoint and ends exactly where a straight 3-epoch run ends."""
+    straight = tmp_path / "straight"
+    args3 = [*TRAIN_ARGS, "--epochs", "3", "--patience", "9"]  # the later option wins
+    assert run(capfd, *args3, "--out", str(straight))[0] == 0
+    resumed = tmp_path / "resumed"
+    shutil.copytree(run_dir, resumed)
+    assert run(capfd, *args3, "--out", str(resumed), "--resume")[0] == 0
+    for seed in (0, 1):
+        assert read_json(resumed / f"seed_{seed}" / "metrics.json") == read_json(straight / f"seed_{seed}" / "metrics.json")
+        assert read_json(resumed / f"seed_{seed}" / "metrics.json")["epochs_run"] == 3
+        assert read_json(resumed / f"seed_{seed}" / "config.json")["epochs"] == 3
+    assert read_json(resumed / "config.json") == read_json(straight / "config.json")
+    assert read_json(resumed / "summary.json")["test"] == read_json(straight / "summary.json")["test"]
+    # lowering them again, or changing anything else, is refused with one line naming the field
+    for extra, word in ((["--epochs", "2"], "epochs 3 -> 2"), (["--alpha", "0.5"], "alpha")):
+        code, _, err = run(capfd, *args3, *extra, "--out", str(resumed), "--resume")
+        assert code == 2 and err.count("\n") == 1 and word in err, err
 
 
 # ----------------------------------------------------------------------------- bad input

@@ -12,8 +12,8 @@ import torch
 
 from mmim_lite.config import MMIMConfig
 from mmim_lite.data import make_synthmosi
-from mmim_lite.train import (CheckpointError, Trainer, TrainingDivergedError, load_checkpoint,
-                             resolve_device, run_seeds, summarize_runs)
+from mmim_lite.train import (CheckpointError, Trainer, TrainingDivergedError, check_resumable,
+                             load_checkpoint, resolve_device, run_seeds, summarize_runs)
 
 torch.set_num_threads(1)
 
@@ -114,6 +114,27 @@ def test_resume_equals_uninterrupted_and_outputs(splits, tmp_path):
     # best.pt reproduces the stored test metrics exactly
     best = Trainer.from_checkpoint(out / "best.pt", splits, progress=False)
     assert best.evaluate("test") == result["test"]
+
+
+def test_resume_with_raised_epochs_and_patience(splits, tmp_path):
+    """A run that stopped (epochs reached, or early stopping) continues when resumed with more
+    epochs / more patience, and ends where an uninterrupted run with those settings ends."""
+    straight = Trainer(cfg(epochs=3, patience=5), splits, progress=False).fit()
+    short = Trainer(cfg(epochs=2, patience=1), splits, progress=False, out_dir=tmp_path)
+    short.fit()
+    longer = Trainer.from_checkpoint(tmp_path / "checkpoint.pt", splits, config=cfg(epochs=3, patience=5),
+                                     progress=False)
+    assert longer.epoch == 2 and not longer.done
+    assert longer.fit() == straight
+    for bad, words in ((cfg(epochs=1), "epochs 2 -> 1"), (cfg(epochs=3, lr_main=0.1), "lr_main")):
+        with pytest.raises(CheckpointError, match=words):
+            Trainer.from_checkpoint(tmp_path / "checkpoint.pt", splits, config=bad, progress=False)
+    # patience 0 switches early stopping off: more patience than any number, and never lowered
+    unlimited = Trainer.from_checkpoint(tmp_path / "checkpoint.pt", splits, config=cfg(epochs=2, patience=0))
+    assert unlimited.config.patience == 0
+    check_resumable(cfg(patience=0), cfg(patience=0), "x")
+    with pytest.raises(CheckpointError, match="patience 0 -> 4"):
+        check_resumable(cfg(patience=0), cfg(patience=4), "x")
 
 
 def test_cached_text_features_match_encoder(splits):
