@@ -40,7 +40,9 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from mmim_lite.data import load_dataset, save_mmsa_pickle, save_mult_pickle  # noqa: E402
+from mmim_lite.data import load_dataset  # noqa: E402
+from mmim_lite.formats import save_mmsa_pickle, save_mult_pickle  # noqa: E402
+from mmim_lite.runtime import provenance  # noqa: E402
 from mmim_lite.synth import make_synthmosi  # noqa: E402
 
 _MEASURE = r"""
@@ -78,8 +80,9 @@ print(json.dumps({"tracemalloc_peak_bytes": peak, "rss_peak_growth_bytes": statu
 """
 
 
-def write_files(folder: Path, protocol: int) -> dict[str, Path]:
-    synth = make_synthmosi(seed=0, visual_frames=(50, 500), acoustic_frames=(40, 375))
+def write_files(folder: Path, protocol: int, smoke: bool = False) -> dict[str, Path]:
+    sizes = dict(n_train=32, n_valid=8, n_test=8) if smoke else {}
+    synth = make_synthmosi(seed=0, visual_frames=(50, 500), acoustic_frames=(40, 375), **sizes)
     rng = np.random.default_rng(1)
     for samples in synth.splits.values():
         for i in rng.choice(len(samples), size=len(samples) // 10, replace=False):
@@ -134,10 +137,18 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--protocols", type=int, nargs="+", default=[4, 5])
-    parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "load_benchmark.json"))
+    parser.add_argument("--smoke", action="store_true",
+                        help="a 48-clip file, one repeat, one protocol: tests the code path, numbers mean nothing")
+    parser.add_argument("--out", help="JSON file (default: benchmarks/results/load_benchmark.json; "
+                                      "with --smoke a file in the temporary folder)")
     args = parser.parse_args()
+    if args.smoke:
+        args.repeats, args.protocols = 1, args.protocols[:1]
+    out = args.out or (Path(tempfile.gettempdir()) / "load_benchmark_smoke.json" if args.smoke
+                       else ROOT / "benchmarks" / "results" / "load_benchmark.json")
     result: dict = {
         "command": "OMP_NUM_THREADS=1 python benchmarks/load_benchmark.py " + " ".join(sys.argv[1:]),
+        "smoke": args.smoke, **provenance(),
         "targets": {"peak_over_file_size_max": 2.0, "time_ratio_max": 1.5},
         "python": platform.python_version(), "numpy": np.__version__, "cpu_count": os.cpu_count(),
         "runs": [],
@@ -146,7 +157,7 @@ def main() -> None:
         for protocol in args.protocols:
             sub = Path(tmp) / f"p{protocol}"
             sub.mkdir()
-            for fmt, path in write_files(sub, protocol).items():
+            for fmt, path in write_files(sub, protocol, args.smoke).items():
                 size = path.stat().st_size
                 row = {"format": fmt, "pickle_protocol": protocol, "file_bytes": size}
                 row.update(time_all(path, args.repeats))
@@ -159,8 +170,9 @@ def main() -> None:
                                    and row["load_dataset_time_ratio_best"] <= 1.5)
                 result["runs"].append(row)
                 print(json.dumps({k: (round(v, 3) if isinstance(v, float) else v) for k, v in row.items()}))
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(result, indent=2) + "\n")
+    Path(out).parent.mkdir(parents=True, exist_ok=True)
+    Path(out).write_text(json.dumps(result, indent=2) + "\n")
+    print(f"wrote {out}", file=sys.stderr)
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""Benchmark: training and evaluation throughput of mmim-lite (issue 4, section 5).
+"""Benchmark: training and evaluation throughput of mmim-lite.
 
 Two protocols, chosen by ``--device`` (or ``--part``):
 
@@ -22,9 +22,11 @@ and initial weights:
   difference between ours on a test batch and the Hugging Face forward pass on the same batch
   padded to 50 tokens (encoder in eval mode).
 
-Each stage is timed on ``--batches`` batches after ``--warmup`` untimed ones (evaluation: batches
-of 128 on the test split); the loops take turns, ``--rounds`` times, and the best round of each
-stage is kept (as ``timeit`` recommends: other processes' load only slows a round down). An epoch
+Each loop runs only through its public methods (the Trainer's ``stage1_epoch``, ``stage2_epoch``
+and ``evaluate``): a stage is one epoch over the first ``--batches`` batches of training clips
+(evaluation: the test split in batches of 128). The loops take turns, ``--warmup`` untimed rounds
+and then ``--rounds`` timed ones, and the best round of each stage is kept (as ``timeit``
+recommends: other processes' load only slows a round down). An epoch
 passes every clip through both stages, so training throughput is ``1 / (1/s1 + 1/s2)``. Peak
 memory: the process's peak RSS during the stage (Linux ``VmHWM``, reset before each stage).
 
@@ -68,10 +70,13 @@ from torch.utils.data import DataLoader
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from mmim_lite.batching import collate_batch  # noqa: E402
 from mmim_lite.config import MMIMConfig  # noqa: E402
-from mmim_lite.model import MMIM, resolve_text_encoder  # noqa: E402
+from mmim_lite.model import MMIM  # noqa: E402
+from mmim_lite.runtime import provenance, seed_everything  # noqa: E402
 from mmim_lite.synth import make_synthmosi  # noqa: E402
-from mmim_lite.train import Trainer, seed_everything  # noqa: E402
+from mmim_lite.text import resolve_text_encoder  # noqa: E402
+from mmim_lite.train import Trainer  # noqa: E402
 
 TEXT_KEYS = ("input_ids", "attention_mask", "token_type_ids")
 #: CPU protocol: the authors' loop, our Trainer, and our Trainer with the Hugging Face text forward.
@@ -109,43 +114,27 @@ def peak_mb(device: torch.device, key: str = "VmHWM") -> float | None:
     return None
 
 
-class Clock:
-    """Times the batches of one stage: the first ``warmup`` are run but not timed."""
-
-    def __init__(self, device: torch.device, warmup: int, limit: int) -> None:
-        self.device, self.warmup, self.limit = device, warmup, limit
-        self.samples, self.seconds, self.seen, self.start = 0, 0.0, 0, None
-        self.mem_start = peak_mb(device, "VmRSS") if device.type == "cpu" else None
-
-    def wrap(self, batches: Iterator[dict]) -> Iterator[dict]:
-        for batch in batches:
-            if self.seen == self.warmup:
-                sync(self.device)
-                self.start = time.perf_counter()
-            if self.seen >= self.warmup:
-                self.samples += len(batch["labels"])
-            self.seen += 1
-            yield batch
-            if self.seen >= self.warmup + self.limit:
-                break
-        sync(self.device)
-        if self.start is not None:
-            self.seconds = time.perf_counter() - self.start
-
-    def result(self) -> dict[str, Any]:
-        return {"samples": self.samples, "seconds": round(self.seconds, 3),
-                "samples_per_s": round(self.samples / self.seconds, 2) if self.seconds else None,
-                "peak_mem_mb": peak_mb(self.device),
-                **({"rss_at_start_mb": self.mem_start,
-                    "peak_growth_mb": round(peak_mb(self.device) - self.mem_start, 1)}
-                   if self.mem_start is not None else {})}
-
-
-def timed(device: torch.device, warmup: int, limit: int, run: Callable[[Clock], Any]) -> dict[str, Any]:
-    """Run one stage, ``run(clock)``, after resetting the peak-memory counter; its measurements."""
+def timed(device: torch.device, samples: int, run: Callable[[], Any]) -> dict[str, Any]:
+    """Run one stage, ``run()``, after resetting the peak-memory counter; its time and memory."""
     reset_peak(device)
-    run(clock := Clock(device, warmup, limit))
-    return clock.result()
+    mem_start = peak_mb(device, "VmRSS") if device.type == "cpu" else None
+    sync(device)
+    start = time.perf_counter()
+    run()
+    sync(device)
+    seconds = time.perf_counter() - start
+    out = {"samples": samples, "seconds": round(seconds, 3), "samples_per_s": round(samples / seconds, 2),
+           "peak_mem_mb": peak_mb(device)}
+    if mem_start is not None:
+        out.update(rss_at_start_mb=mem_start, peak_growth_mb=round(peak_mb(device) - mem_start, 1))
+    return out
+
+
+def autocast(device: torch.device, config: MMIMConfig) -> contextlib.AbstractContextManager:
+    """bf16 autocast on CUDA when the config asks for it, as the Trainer does."""
+    if device.type == "cuda" and config.bf16:
+        return torch.autocast("cuda", dtype=torch.bfloat16)
+    return contextlib.nullcontext()
 
 
 def pad_tokens(batch: dict[str, torch.Tensor], length: int, pad_id: int) -> dict[str, torch.Tensor]:
@@ -156,27 +145,11 @@ def pad_tokens(batch: dict[str, torch.Tensor], length: int, pad_id: int) -> dict
             for k, v in batch.items()}
 
 
-class TimedTrainer(Trainer):
-    """The package's Trainer; only its batch iterator is wrapped by a :class:`Clock`."""
-
-    clock: Clock | None = None
-
-    def _batches(self, split, shuffle, seed, desc, limit=None):  # noqa: ANN001 - Trainer's signature
-        if self.clock is not None:  # only the batches the clock needs
-            need = self.clock.warmup + self.clock.limit
-            limit = need if limit is None else min(limit, need)
-        batches = super()._batches(split, shuffle, seed, desc, limit)
-        yield from batches if self.clock is None else self.clock.wrap(batches)
-
-    def run_stage(self, stage: str, clock: Clock) -> None:
-        """Run one stage ("stage1", "stage2", or "eval" on test) with its batches timed by ``clock``."""
-        self.clock = clock
-        try:
-            if stage == "stage1":
-                self.epoch += 1  # a new shuffle each round, as AuthorsLoop
-            {"stage1": self.stage1_epoch, "stage2": self.stage2_epoch, "eval": lambda: self.evaluate("test")}[stage]()
-        finally:
-            self.clock = None
+def run_trainer_stage(trainer: Trainer, stage: str) -> None:
+    """One stage of the package's Trainer through its public methods: a whole stage-1 or
+    stage-2 epoch over the (benchmark-sized) training split, or evaluation on the test split."""
+    {"stage1": trainer.stage1_epoch, "stage2": trainer.stage2_epoch,
+     "eval": functools.partial(trainer.evaluate, "test")}[stage]()
 
 
 # ----------------------------------------------------------------------------- the authors' loop
@@ -186,8 +159,6 @@ class AuthorsLoop:
     Same model class and weights as ours; the differences are the ones the issue names:
     per-batch tokenisation padded to ``max_length`` and a stage 1 that back-propagates
     through the whole model (BERT included) while stepping only the predictors."""
-
-    _autocast = Trainer._autocast  # bf16 on CUDA when the config asks, as ours
 
     def __init__(self, config: MMIMConfig, splits: dict, device: torch.device, text_encoder: tuple) -> None:
         seed_everything(config.seed)
@@ -215,43 +186,43 @@ class AuthorsLoop:
         batch["labels"] = torch.tensor([s.label for s in samples], dtype=torch.float32)
         return batch
 
-    def batches(self, split: str, train: bool, clock: Clock) -> Iterator[dict[str, torch.Tensor]]:
+    def batches(self, split: str, train: bool) -> Iterator[dict[str, torch.Tensor]]:
         size = self.config.batch_size if train else self.config.eval_batch_size
         loader = DataLoader(self.splits[split], batch_size=size, shuffle=train, collate_fn=self.collate,
                             generator=torch.Generator().manual_seed(self.epoch))  # tokenizer runs in the loop
-        return clock.wrap({k: v.to(self.device) for k, v in b.items()} for b in loader)
+        return ({k: v.to(self.device) for k, v in b.items()} for b in loader)
 
-    def run_stage(self, stage: str, clock: Clock) -> None:
-        """Run one stage ("stage1", "stage2", or "eval" on test) with its batches timed by ``clock``."""
-        {"stage1": self.stage1, "stage2": self.stage2, "eval": self.evaluate}[stage](clock)
+    def run_stage(self, stage: str) -> None:
+        """Run one stage: "stage1", "stage2" (an epoch over the training split) or "eval" (test)."""
+        {"stage1": self.stage1, "stage2": self.stage2, "eval": self.evaluate}[stage]()
 
-    def stage1(self, clock: Clock) -> None:
+    def stage1(self) -> None:
         self.epoch += 1
         self.model.train()
-        for batch in self.batches("train", True, clock):
+        for batch in self.batches("train", True):
             self.model.zero_grad()
-            with self._autocast():
+            with autocast(self.device, self.config):
                 out = self.model(batch)  # everything, as in stage 2
             (-sum(lq.mean() for lq in out.log_q.values())).backward()  # through the predictors, LSTMs, BERT
             torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.config.clip)
             self.opt_lld.step()  # ... but only the predictors move
 
-    def stage2(self, clock: Clock) -> None:
+    def stage2(self) -> None:
         self.model.train()
         params = [p for g in self.opt_main.param_groups for p in g["params"]]
-        for batch in self.batches("train", True, clock):
+        for batch in self.batches("train", True):
             self.model.zero_grad()
-            with self._autocast():
+            with autocast(self.device, self.config):
                 out = self.model(batch, update_memory=True)
             self.model.losses(out, batch["labels"])["main"].backward()
             torch.nn.utils.clip_grad_norm_(params, self.config.clip)
             self.opt_main.step()
 
     @torch.no_grad()
-    def evaluate(self, clock: Clock, split: str = "test") -> None:
+    def evaluate(self, split: str = "test") -> None:
         self.model.eval()
-        for batch in self.batches(split, False, clock):
-            with self._autocast():
+        for batch in self.batches(split, False):
+            with autocast(self.device, self.config):
                 self.model(batch).pred.float().cpu()  # the full forward pass, as in their eval
 
 
@@ -274,7 +245,8 @@ def device_info(device: torch.device) -> dict[str, Any]:
 def packing_check(trainer: Trainer) -> dict[str, Any]:
     """Max |h_t(ours: trimmed batch, packed encoder) - h_t(Hugging Face forward on the same batch
     padded to max_length)| over the first test batch, encoder in eval mode: must be round-off."""
-    batch = {k: v.to(trainer.device) for k, v in next(iter(trainer._loader("test", False))).items()}
+    first = collate_batch([trainer.datasets["test"][i] for i in range(trainer.config.eval_batch_size)])
+    batch = {k: v.to(trainer.device) for k, v in first.items()}
     padded = pad_tokens(batch, trainer.config.max_length, trainer.model.tokenizer.pad_token_id or 0)
     trainer.model.eval()
     with torch.no_grad():
@@ -284,30 +256,39 @@ def packing_check(trainer: Trainer) -> dict[str, Any]:
             "max_abs_diff_h_t": float((full - cut).abs().max())}
 
 
+def cpu_config(smoke: bool) -> MMIMConfig:
+    """The configuration the CPU protocol trains (``tests/test_results.py`` checks the committed
+    results against it): Table 3's MOSI preset with MiniLM fine-tuned."""
+    return MMIMConfig.preset("mosi", text_encoder="tiny" if smoke else "minilm", freeze_text=False,
+                             cache_text_features=False, eval_batch_size=16 if smoke else 128)
+
+
 def cpu_protocol(args: argparse.Namespace, device: torch.device) -> dict[str, Any]:
-    sizes = dict(n_train=64, n_valid=16, n_test=64) if args.smoke else {}
-    encoder = "tiny" if args.smoke else "minilm"
-    synth = make_synthmosi(**sizes, seed=0)
-    config = MMIMConfig.preset("mosi", text_encoder=encoder, freeze_text=False, cache_text_features=False,
-                               eval_batch_size=16 if args.smoke else 128)
+    tiny = dict(n_train=32, n_valid=16, n_test=16, visual_frames=(5, 10), acoustic_frames=(5, 10))
+    synth = make_synthmosi(**(tiny if args.smoke else {}), seed=0)
+    config = cpu_config(args.smoke)
+    n_train = min(len(synth.splits["train"]), args.batches * config.batch_size)
+    splits = {**synth.splits, "train": synth.splits["train"][:n_train]}  # each stage: --batches batches
     loops: dict[str, Any] = {}
     for name in VARIANTS:
         seed_everything(0)  # same initial weights for all loops
-        text = resolve_text_encoder(encoder)
+        text = resolve_text_encoder(config.text_encoder)
         if name == "authors_loop":
-            loops[name] = AuthorsLoop(config.replace(pack_text=False), synth.splits, device, text)
+            loops[name] = AuthorsLoop(config.replace(pack_text=False), splits, device, text)
         else:
-            loops[name] = TimedTrainer(config.replace(pack_text=name == "ours"), synth.splits, device=device,
-                                       progress=False, text_encoder=text)
+            loops[name] = Trainer(config.replace(pack_text=name == "ours"), splits, device=device,
+                                  progress=False, text_encoder=text)
+    run = {name: (loop.run_stage if name == "authors_loop" else functools.partial(run_trainer_stage, loop))
+           for name, loop in loops.items()}
+    samples = {"stage1": n_train, "stage2": n_train, "eval": len(splits["test"])}
     results: dict[str, dict[str, list]] = {n: {s: [] for s in STAGES} for n in loops}
-    w, m = args.warmup, args.batches
-    eval_batches = max(1, math.ceil(len(synth.splits["test"]) / config.eval_batch_size) - 1)
-    for _ in range(args.rounds):
-        for name, loop in loops.items():
+    for round_ in range(args.warmup + args.rounds):
+        for name in loops:
             for stage in STAGES:
-                warm, limit = (1, eval_batches) if stage == "eval" else (w, m)
-                results[name][stage].append(timed(device, warm, limit, lambda c: loop.run_stage(stage, c)))
-            print(f"{name}: " + ", ".join(f"{s} {r[-1]['samples_per_s']}/s" for s, r in results[name].items()),
+                measured = timed(device, samples[stage], functools.partial(run[name], stage))
+                if round_ >= args.warmup:  # warm-up rounds are run, not kept
+                    results[name][stage].append(measured)
+            print(f"{name}: " + ", ".join(f"{s} {r[-1]['samples_per_s']}/s" for s, r in results[name].items() if r),
                   file=sys.stderr, flush=True)
     out: dict[str, Any] = {}
     for name, stages in results.items():
@@ -324,14 +305,18 @@ def cpu_protocol(args: argparse.Namespace, device: torch.device) -> dict[str, An
         "data": f"SynthMOSI seed 0, {'/'.join(str(len(synth.splits[s])) for s in ('train', 'valid', 'test'))} "
                 "clips, 20-d visual / 5-d acoustic, 10-50 frames per clip",
         "config": f"preset mosi (batch {config.batch_size}, eval batch {config.eval_batch_size}, max_length "
-                  f"{config.max_length}), text encoder {encoder} fine-tuned (freeze_text=False, no feature cache)",
+                  f"{config.max_length}), text encoder {config.text_encoder} fine-tuned (freeze_text=False, "
+                  "no feature cache)",
+        "mmim_config": config.to_dict(),
         "variants": "authors_loop: their loop re-implemented (tokens per batch padded to max_length, stage-1 "
                     "backward through BERT, non-fused Adam); ours: the package's Trainer as it is (token columns "
                     "trimmed per batch, text encoder on real tokens only, no encoder graph in stage 1, fused Adam); "
                     "ours_unpacked: ours with the Hugging Face text forward (pack_text=False)",
-        "timing": f"per stage: {w} warm-up batches untimed, then {m} batches of {config.batch_size} timed "
-                  f"(eval: 1 + {eval_batches} batches of {config.eval_batch_size} on test); loops take turns, "
-                  f"{args.rounds} rounds, best round kept; train = 1/(1/stage1 + 1/stage2)",
+        "timing": f"per stage, one whole epoch through the loop's public methods: stage 1 and stage 2 over "
+                  f"the first {n_train} training clips ({args.batches} batches of {config.batch_size}), eval over "
+                  f"the {len(splits['test'])} test clips in batches of {config.eval_batch_size}; loops take "
+                  f"turns, {args.warmup} untimed warm-up round(s), then {args.rounds} timed rounds, best round "
+                  "kept; train = 1/(1/stage1 + 1/stage2)",
         "peak_mem": "MiB. peak_mem_mb: process peak RSS during the stage (VmHWM reset before it; includes every "
                     "loop's model and data); rss_at_start_mb: RSS at its start, after malloc_trim; peak_growth_mb: "
                     "the difference, what the stage needed (activations, gradients, optimiser state)"},
@@ -341,17 +326,22 @@ def cpu_protocol(args: argparse.Namespace, device: torch.device) -> dict[str, An
         "target_met": ratios["ours_vs_authors_loop"]["train"] >= 3.0}
 
 
+def gpu_config(smoke: bool) -> MMIMConfig:
+    """The configuration the GPU protocol trains: Table 3's MOSEI preset, a BERT-base-shaped encoder."""
+    return MMIMConfig.preset("mosei", text_encoder="tiny" if smoke else "bert-base-random")
+
+
 def gpu_protocol(args: argparse.Namespace, device: torch.device) -> dict[str, Any]:
-    sizes = (dict(n_train=128, n_valid=32, n_test=32, visual_frames=(5, 40), acoustic_frames=(5, 40)) if args.smoke
+    sizes = (dict(n_train=64, n_valid=16, n_test=16, visual_frames=(5, 10), acoustic_frames=(5, 10)) if args.smoke
              else dict(n_train=16326, n_valid=1871, n_test=4659, visual_frames=(20, 500), acoustic_frames=(20, 500)))
-    encoder = "tiny" if args.smoke else "bert-base-random"
+    encoder = gpu_config(args.smoke).text_encoder
     start = time.perf_counter()
     synth = make_synthmosi(**sizes, visual_dim=35, acoustic_dim=74, seed=0)
     gen_s = time.perf_counter() - start
     n_train, n_valid = len(synth.splits["train"]), len(synth.splits["valid"])
     runs: dict[str, Any] = {}
     for name, bf16 in (("fp32", False), ("bf16", True)):
-        config = MMIMConfig.preset("mosei", text_encoder=encoder, bf16=bf16)
+        config = gpu_config(args.smoke).replace(bf16=bf16)
         trainer = Trainer(config, synth.splits, device=device, progress=False)
         n1 = min(n_train, math.ceil(config.stage1_fraction * math.ceil(n_train / config.batch_size))
                  * config.batch_size)  # clips seen by stage 1
@@ -380,6 +370,7 @@ def gpu_protocol(args: argparse.Namespace, device: torch.device) -> dict[str, An
         "data": f"SynthMOSI seed 0, {sizes['n_train']}/{sizes['n_valid']}/{sizes['n_test']} clips, 35-d visual x "
                 f"{sizes['visual_frames']} frames, 74-d acoustic x {sizes['acoustic_frames']} frames (uniform)",
         "config": f"preset mosei (batch 64, stage 1 on half of the batches), text encoder {encoder} fine-tuned",
+        "mmim_config": gpu_config(args.smoke).to_dict(),
         "timing": f"{args.epochs} full epochs per variant (stage 1 + stage 2 timed separately, then "
                   "validation); the package's Trainer as it is (per-batch token trimming, packed text encoder, "
                   "fused Adam)",
@@ -392,9 +383,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--device", default="cpu", help="cpu (default) or cuda[:N]")
     parser.add_argument("--part", choices=("cpu", "gpu"), help="protocol (default: gpu on CUDA, else cpu)")
-    parser.add_argument("--batches", type=int, default=8, help="timed batches per stage (CPU protocol)")
-    parser.add_argument("--warmup", type=int, default=2, help="untimed batches before them (CPU protocol)")
-    parser.add_argument("--rounds", type=int, default=2, help="turns of the loops (CPU protocol)")
+    parser.add_argument("--batches", type=int, default=8, help="training batches per stage (CPU protocol)")
+    parser.add_argument("--warmup", type=int, default=1, help="untimed warm-up rounds (CPU protocol)")
+    parser.add_argument("--rounds", type=int, default=2, help="timed turns of the loops (CPU protocol)")
     parser.add_argument("--epochs", type=int, default=2, help="epochs per variant (GPU protocol)")
     parser.add_argument("--threads", type=int, help="torch threads (default: torch's default)")
     parser.add_argument("--smoke", action="store_true", help="tiny sizes and encoder: test the code path only")
@@ -408,10 +399,10 @@ def main(argv: list[str] | None = None) -> int:
     load_before = os.getloadavg() if hasattr(os, "getloadavg") else None
     result = cpu_protocol(args, device) if part == "cpu" else gpu_protocol(args, device)
     info = device_info(device)
-    report = {"benchmark": "throughput (issue 4, section 5)",
+    report = {"benchmark": "throughput",
               "command": shlex.join(["python", "benchmarks/throughput.py",
                                      *(argv if argv is not None else sys.argv[1:])]),
-              "part": part, "smoke": args.smoke, "device": info,
+              "part": part, "smoke": args.smoke, **provenance(), "device": info,
               "load_average_before": load_before,
               "load_average_after": os.getloadavg() if hasattr(os, "getloadavg") else None, **result}
     busy = load_before is not None and load_before[0] > 0.5 * (os.cpu_count() or 1)

@@ -30,7 +30,7 @@ from typing import Any, Sequence
 from . import __version__
 from .config import PRESETS, MMIMConfig
 
-__all__ = ["main", "build_parser", "CLIError"]
+__all__ = ["main", "build_parser", "config_from_args", "CLIError"]
 
 PROG = "mmim-lite"
 #: SynthMOSI generator options: (key of make_synthmosi, flag, metavar, help).
@@ -148,8 +148,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 # -- helpers -----------------------------------------------------------------------------------
-def _config(args: argparse.Namespace) -> MMIMConfig:
-    """The preset with ``--set`` overrides, then the ``--<field>`` options, applied."""
+def config_from_args(args: argparse.Namespace) -> MMIMConfig:
+    """The config a parsed ``train`` command line runs: the preset with ``--set`` overrides, then
+    the ``--<field>`` options, applied."""
     overrides: dict[str, str] = {}
     for item in args.overrides:
         key, sep, value = item.partition("=")
@@ -282,7 +283,7 @@ def _fmt(stats: dict[str, Any], key: str) -> str:
 # -- commands ----------------------------------------------------------------------------------
 def cmd_train(args: argparse.Namespace) -> int:
     """``mmim-lite train``: run_seeds + summary.json (see the module docstring)."""
-    config = _config(args)
+    config = config_from_args(args)
     seeds = _seeds(args.seeds, config.seed)
     spec = _data_spec(args)
     out = Path(args.out).expanduser()

@@ -7,8 +7,10 @@ Checkpoints hold only tensors and plain containers, so they load with
 from __future__ import annotations
 
 import csv
+import hashlib
 import json
 import random
+import subprocess
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
@@ -16,7 +18,7 @@ import numpy as np
 import torch
 
 __all__ = ["CHECKPOINT_FORMAT", "CheckpointError", "seed_everything", "resolve_device", "rng_state",
-           "set_rng_state", "write_json", "write_csv", "load_checkpoint"]
+           "set_rng_state", "write_json", "write_csv", "load_checkpoint", "source_sha256", "provenance"]
 
 CHECKPOINT_FORMAT = "mmim-lite/1"
 
@@ -99,3 +101,34 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
     if not isinstance(ckpt, dict) or ckpt.get("format") != CHECKPOINT_FORMAT:
         raise CheckpointError(f"{str(path)!r} is not an mmim-lite checkpoint (format {CHECKPOINT_FORMAT})")
     return ckpt
+
+
+# -------------------- provenance of result files -------------------------------------------
+def source_sha256(sources: Mapping[str, bytes] | None = None) -> str:
+    """SHA-256 of the package source: every ``mmim_lite/*.py`` file, sorted by name, hashed as
+    ``name NUL content NUL``. ``sources`` (name -> bytes) hashes another version, e.g. one read
+    from git, the same way."""
+    if sources is None:
+        folder = Path(__file__).resolve().parent
+        sources = {f.name: f.read_bytes() for f in folder.glob("*.py")}
+    digest = hashlib.sha256()
+    for name in sorted(sources):
+        digest.update(name.encode() + b"\0" + sources[name] + b"\0")
+    return digest.hexdigest()
+
+
+def provenance() -> dict[str, Any]:
+    """What a committed result file records about the code that made it: the package version,
+    :func:`source_sha256` and, inside a git checkout, the commit and whether the tree was clean."""
+    from . import __version__
+
+    out: dict[str, Any] = {"package_version": __version__, "source_sha256": source_sha256()}
+    root = Path(__file__).resolve().parents[1]
+    try:
+        git = lambda *a: subprocess.run(["git", "-C", str(root), *a], capture_output=True,  # noqa: E731
+                                        text=True, check=True, timeout=10).stdout.strip()
+        out["git_commit"] = git("rev-parse", "HEAD")
+        out["git_clean"] = git("status", "--porcelain", "--", "mmim_lite") == ""
+    except (OSError, subprocess.SubprocessError):
+        pass  # not a git checkout (an installed package): version and source hash only
+    return out
