@@ -93,7 +93,10 @@ def _best_epoch_losses(run: Path, seed: int, best_epoch: int) -> dict[str, float
 
 
 def collect_synthmosi_runs(runs: Path, into: Path, commands_run: dict[str, str]) -> dict[str, Any]:
-    """Gather the runs of :data:`SYNTHMOSI_CONFIGS` under ``runs`` into the chapter-6 result file."""
+    """Gather the runs of :data:`SYNTHMOSI_CONFIGS` under ``runs`` into the chapter-6 result file.
+
+    The provenance is that of the package now; :func:`main` refuses to collect if the package
+    source changed while the runs were made."""
     configs, data, oracle = {}, None, None
     for key, (label, removes, switches) in SYNTHMOSI_CONFIGS.items():
         summary = json.loads((runs / key / "summary.json").read_text())
@@ -182,6 +185,7 @@ def main(argv: list[str] | None = None) -> int:
     unknown = [f for f in args.files if Path(f).name not in known]
     if unknown:
         parser.error(f"unknown result file(s) {unknown}; known: {sorted(commands())}")
+    start = provenance()
     for path, cmds in todo.items():
         if args.files and Path(path).name not in {Path(f).name for f in args.files}:
             continue
@@ -189,6 +193,8 @@ def main(argv: list[str] | None = None) -> int:
             print(path, *(f"  {c}" for c in cmds), sep="\n")
             continue
         for command in cmds:
+            if provenance()["source_sha256"] != start["source_sha256"]:
+                raise SystemExit(f"the package source changed while {path} was being made: start again")
             run(command)
         print(f"regenerated {path}", flush=True)
     return 0

@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from . import __version__
-from .config import PRESETS, MMIMConfig
+from .config import PRESETS, MMIMConfig, check_resumable
 
 __all__ = ["main", "build_parser", "config_from_args", "CLIError"]
 
@@ -123,9 +123,8 @@ def build_parser() -> argparse.ArgumentParser:
                        help="N runs with seeds seed..seed+N-1 (default 1), or a comma-separated list")
     train.add_argument("--device", default="auto", help="auto (CUDA if available), cpu, cuda, cuda:N")
     train.add_argument("--out", required=True, metavar="DIR", help="output folder")
-    train.add_argument("--resume", action="store_true",
-                       help="continue the run in DIR from each seed's checkpoint.pt (finished seeds are read "
-                            "back; --epochs and --patience may be raised, nothing else changed)")
+    train.add_argument("--resume", action="store_true", help="continue DIR from each seed's checkpoint.pt "
+                       "(finished seeds are read back); only --epochs and --patience may be raised")
     _add_config_options(train)
     train.set_defaults(func=cmd_train)
 
@@ -149,8 +148,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 # -- helpers -----------------------------------------------------------------------------------
 def config_from_args(args: argparse.Namespace) -> MMIMConfig:
-    """The config a parsed ``train`` command line runs: the preset with ``--set`` overrides, then
-    the ``--<field>`` options, applied."""
+    """The config a parsed ``train`` command runs: preset, then ``--set``, then ``--<field>`` options."""
     overrides: dict[str, str] = {}
     for item in args.overrides:
         key, sep, value = item.partition("=")
@@ -289,16 +287,14 @@ def cmd_train(args: argparse.Namespace) -> int:
     out = Path(args.out).expanduser()
     if out.exists() and not out.is_dir():
         raise CLIError(f"--out {args.out!r} is a file, expected a folder")
-    from .train import check_resumable, resolve_device, run_seeds, summarize_runs, write_csv, write_json
-
     if args.resume:  # continuing a run with other settings would mix two experiments
-        before = _read_json(out / "data.json")
-        if before is not None and before != json.loads(json.dumps(spec)):
-            diff = sorted(k for k in set(before) | set(spec) if before.get(k) != spec.get(k))
+        data_before, config_before = _read_json(out / "data.json"), _read_json(out / "config.json")
+        if data_before not in (None, json.loads(json.dumps(spec))):
+            diff = sorted(k for k in set(data_before) | set(spec) if data_before.get(k) != spec.get(k))
             raise CLIError(f"--resume: {out / 'data.json'} differs from this command in {diff}")
-        before = _read_json(out / "config.json")
-        if before is not None:  # only epochs and patience may be raised
-            check_resumable(MMIMConfig.from_dict(before), config, f"--resume: {out / 'config.json'}")
+        if config_before is not None:  # only epochs and patience may be raised
+            check_resumable(MMIMConfig.from_dict(config_before), config, f"--resume: {out / 'config.json'}")
+    from .train import resolve_device, run_seeds, summarize_runs, write_csv, write_json
 
     device = resolve_device(args.device)
     _check_encoder(config.text_encoder)

@@ -35,6 +35,8 @@ __all__ = [
     "CPC_NAMES",
     "ENTROPY_MODES",
     "PRESETS",
+    "RESUMABLE_FIELDS",
+    "check_resumable",
 ]
 
 #: Modality pairs of the inter-modality BA bound (x = first letter, y = second letter).
@@ -223,6 +225,26 @@ PRESETS: dict[str, dict[str, Any]] = {
 # ---------------------------------------------------------------------------------------------
 _TRUE = {"true", "1", "yes", "y", "on"}
 _FALSE = {"false", "0", "no", "n", "off"}
+
+
+#: Settings a resumed run may raise: how long it trains, nothing about what it trains.
+RESUMABLE_FIELDS = ("epochs", "patience")
+
+
+def check_resumable(stored: MMIMConfig, wanted: MMIMConfig, where: str) -> None:
+    """Refuse to continue a run stored with ``stored`` under ``wanted`` unless the two differ only
+    by raised ``epochs`` / ``patience`` (``where`` names the file in the error)."""
+    before, now = stored.to_dict(), wanted.to_dict()
+    changed = sorted(k for k in before if before[k] != now[k])
+    other = [k for k in changed if k not in RESUMABLE_FIELDS]
+    if other:
+        raise ConfigError(f"{where}: cannot resume with other settings: {other} differ "
+                              f"(only {' and '.join(RESUMABLE_FIELDS)} may be raised)")
+    limit = lambda k, v: math.inf if k == "patience" and v == 0 else v  # noqa: E731 - 0: no early stop
+    lowered = [f"{k} {before[k]} -> {now[k]}" for k in changed if limit(k, now[k]) < limit(k, before[k])]
+    if lowered:
+        raise ConfigError(f"{where}: {', '.join(RESUMABLE_FIELDS)} may only be raised on resume, "
+                              f"got {'; '.join(lowered)}")
 
 
 def _field_types() -> dict[str, Any]:

@@ -28,7 +28,7 @@ from torch.utils.data import DataLoader
 from tqdm import tqdm  # plain bars: tqdm.auto warns inside Jupyter without ipywidgets
 
 from . import metrics as msa
-from .config import MMIMConfig
+from .config import MMIMConfig, check_resumable
 from .data import MSADataset, collate_batch
 from .model import MMIM
 from .runtime import (CHECKPOINT_FORMAT, CheckpointError, load_checkpoint, resolve_device, rng_state,
@@ -70,26 +70,6 @@ def _load_weights(model: MMIM, state: Mapping[str, torch.Tensor]) -> None:
     if bad or unexpected:
         raise CheckpointError(f"checkpoint weights do not fit the model: missing {bad[:3]}, "
                               f"unexpected {list(unexpected)[:3]}")
-
-
-#: Settings a resumed run may raise: how long it trains, nothing about what it trains.
-RESUMABLE_FIELDS = ("epochs", "patience")
-
-
-def check_resumable(stored: MMIMConfig, wanted: MMIMConfig, where: str) -> None:
-    """Refuse to continue a run stored with ``stored`` under ``wanted`` unless the two differ only
-    by raised ``epochs`` / ``patience`` (``where`` names the file in the error)."""
-    before, now = stored.to_dict(), wanted.to_dict()
-    changed = sorted(k for k in before if before[k] != now[k])
-    other = [k for k in changed if k not in RESUMABLE_FIELDS]
-    if other:
-        raise CheckpointError(f"{where}: cannot resume with other settings: {other} differ "
-                              f"(only {' and '.join(RESUMABLE_FIELDS)} may be raised)")
-    limit = lambda k, v: math.inf if k == "patience" and v == 0 else v  # noqa: E731 - 0: no early stop
-    lowered = [f"{k} {before[k]} -> {now[k]}" for k in changed if limit(k, now[k]) < limit(k, before[k])]
-    if lowered:
-        raise CheckpointError(f"{where}: {', '.join(RESUMABLE_FIELDS)} may only be raised on resume, "
-                              f"got {'; '.join(lowered)}")
 
 
 # -------------------- the trainer -----------------------------------------------------------
@@ -373,15 +353,12 @@ class Trainer:
     @classmethod
     def from_checkpoint(cls, path: str | Path, splits: Mapping[str, Sequence[Any]],
                         config: MMIMConfig | None = None, **kwargs: Any) -> "Trainer":
-        """A Trainer restored from ``checkpoint.pt`` (resume) or ``best.pt`` (evaluation only).
-
-        The config is the checkpoint's; ``config`` may raise its ``epochs`` and ``patience``
-        (training then continues past where it stopped), any other difference is refused.
-        ``kwargs`` go to :class:`Trainer` (device, out_dir, ...)."""
+        """A Trainer restored from ``checkpoint.pt`` (resume) or ``best.pt`` (evaluation only), with
+        the checkpoint's config or ``config``, which may only raise its ``epochs`` and ``patience``
+        (:func:`check_resumable`). ``kwargs`` go to :class:`Trainer` (device, out_dir, ...)."""
         state = load_checkpoint(path)
         stored = MMIMConfig.from_dict(state["config"])
-        if config is not None:
-            check_resumable(stored, config, str(path))
+        check_resumable(stored, config or stored, str(path))
         trainer = cls(config or stored, splits, **kwargs)
         trainer.load_state_dict(state)
         return trainer
@@ -394,10 +371,8 @@ def run_seeds(config: MMIMConfig, seeds: Iterable[int], splits: Mapping[str, Seq
     """Train one model per seed (the paper's 5-run protocol); a list of :meth:`Trainer.fit` results.
 
     Seed ``s`` writes into ``out_dir/seed_<s>/``.  ``resume=True`` continues each seed from its
-    ``checkpoint.pt`` where one exists (a finished seed is read back from ``metrics.json``
-    unless ``config`` raises its ``epochs`` or ``patience``, see :func:`check_resumable`).
-    Cached [CLS] features of a pretrained frozen encoder are computed once and shared by all
-    seeds."""
+    ``checkpoint.pt`` (a finished seed is read back from ``metrics.json`` unless ``config`` raises
+    its ``epochs`` or ``patience``).  A frozen pretrained encoder's [CLS] features are shared."""
     results, shared_cache = [], None
     for seed in seeds:
         cfg = config.replace(seed=int(seed))
@@ -411,7 +386,7 @@ def run_seeds(config: MMIMConfig, seeds: Iterable[int], splits: Mapping[str, Seq
         else:
             trainer = Trainer(cfg, splits, **kwargs)
         results.append(trainer.fit())
-        if trainer.use_cache and cfg.text_encoder not in ("tiny", "bert-base-random"):
+        if trainer.use_cache and _skips_text(cfg):
             shared_cache = {k: v.cpu() for k, v in trainer._text_cache.items()}  # seed-independent
     return results
 

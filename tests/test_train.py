@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 import torch
 
-from mmim_lite.config import MMIMConfig
+from mmim_lite.config import ConfigError, MMIMConfig, check_resumable
 from mmim_lite.data import make_synthmosi
-from mmim_lite.train import (CheckpointError, Trainer, TrainingDivergedError, check_resumable,
-                             load_checkpoint, resolve_device, run_seeds, summarize_runs)
+from mmim_lite.train import (CheckpointError, Trainer, TrainingDivergedError, load_checkpoint,
+                             resolve_device, run_seeds, summarize_runs)
 
 torch.set_num_threads(1)
 
@@ -127,13 +127,13 @@ def test_resume_with_raised_epochs_and_patience(splits, tmp_path):
     assert longer.epoch == 2 and not longer.done
     assert longer.fit() == straight
     for bad, words in ((cfg(epochs=1), "epochs 2 -> 1"), (cfg(epochs=3, lr_main=0.1), "lr_main")):
-        with pytest.raises(CheckpointError, match=words):
+        with pytest.raises(ConfigError, match=words):
             Trainer.from_checkpoint(tmp_path / "checkpoint.pt", splits, config=bad, progress=False)
     # patience 0 switches early stopping off: more patience than any number, and never lowered
     unlimited = Trainer.from_checkpoint(tmp_path / "checkpoint.pt", splits, config=cfg(epochs=2, patience=0))
     assert unlimited.config.patience == 0
     check_resumable(cfg(patience=0), cfg(patience=0), "x")
-    with pytest.raises(CheckpointError, match="patience 0 -> 4"):
+    with pytest.raises(ConfigError, match="patience 0 -> 4"):
         check_resumable(cfg(patience=0), cfg(patience=4), "x")
 
 
