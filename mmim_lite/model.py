@@ -172,7 +172,7 @@ class MMIM(nn.Module):
 
         The predictors' log-variance has the soft floor ``config.q_min_logvar`` (see
         :class:`bounds.GaussianPredictor`): without it, on SynthMOSI every seed ended clearly worse
-        (test MAE 0.834 vs 0.781 over 5 seeds; book chapter 6)."""
+        (test MAE 0.835 vs 0.778 over 5 seeds; book chapter 6)."""
         return {p: q.log_prob(h[p[0]].float(), h[p[1]].float()) for p, q in self.predictors.items()}
 
     def lld_loss(self, h_t: Tensor, h_v: Tensor, h_a: Tensor) -> Tensor:

@@ -57,9 +57,6 @@ def test_regenerate_knows_only_committed_files():
     assert sorted(regenerate.commands()) == [_rel(p) for p in RESULT_FILES]
 
 
-@pytest.mark.xfail(strict=True, reason="known stale: synthmosi_runs.json was made at b72ec5b, before the packed "
-                   "text encoder (pack_text, default true) existed; regenerate it with benchmarks/regenerate.py "
-                   "and delete this marker (strict: the test must fail until then)")
 def test_synthmosi_runs_are_what_todays_presets_and_cli_would_run():
     """Each configuration's stored config equals the one its command line yields today; the
     data equals today's SynthMOSI generator defaults. A changed preset, a renamed option or a
