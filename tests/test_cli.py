@@ -8,6 +8,7 @@ at the file-descriptor level (``capfd``), so a stray warning or log line would f
 from __future__ import annotations
 
 import csv
+import dataclasses
 import json
 import shutil
 import subprocess
@@ -61,7 +62,7 @@ def run_dir(tmp_path_factory) -> Path:
 # ----------------------------------------------------------------------------- train
 def test_train_writes_config_history_metrics_and_summary(run_dir):
     expected = MMIMConfig.preset("synthmosi", text_encoder="tiny", epochs=2, alpha=0.2,
-                                 ba_pairs="tv,ta,va", trace_every=1)
+                                 ba_pairs=("tv", "ta", "va"), trace_every=1)
     assert read_json(run_dir / "config.json") == expected.to_dict()
     data = read_json(run_dir / "data.json")
     assert data["source"] == "synthmosi"
@@ -108,6 +109,31 @@ def test_train_prints_a_short_summary_and_no_noise(capfd, tmp_path):
     assert lines[-1] == f"wrote {tmp_path / 'summary.json'}"
     summary = read_json(tmp_path / "summary.json")  # strict JSON: the std of one run is null, not NaN
     assert summary["test"]["mae"]["std"] is None and summary["test"]["mae"]["mean"] > 0
+
+
+def test_options_are_typed_from_the_config_fields_and_help_comes_from_their_metadata(capsys, monkeypatch):
+    """Strings become typed values only here, in the CLI: each option parses by its field's type,
+    ``--set`` uses the same parsers, and --help prints each field's ``help`` metadata."""
+    parser = cli.build_parser()
+    args = parser.parse_args(["train", "--data", "synthmosi", "--out", "o", "--preset", "mosei", "--alpha", "0.05",
+                              "--set", "ba_pairs=tv,ta,va", "--cpc-terms", "none", "--set", "memory-size=0",
+                              "--freeze-text", "--pack-text", "false", "--q-min-logvar", "none", "--epochs", "3"])
+    expected = MMIMConfig.preset("mosei", alpha=0.05, ba_pairs=("tv", "ta", "va"), cpc_terms=(), memory_size=0,
+                                 freeze_text=True, pack_text=False, q_min_logvar=None, epochs=3)
+    assert cli.config_from_args(args) == expected
+    later = parser.parse_args(["train", "--data", "synthmosi", "--out", "o", "--set", "alpha=0.5", "--alpha", "0.2"])
+    assert cli.config_from_args(later).alpha == 0.2  # a --<field> option wins over --set
+    for argv, words in ((["--epochs", "2.5"], "--epochs: invalid int"), (["--freeze-text", "maybe"], "--freeze-text"),
+                        (["--set", "epochs=2.5"], "--set epochs: invalid int"), (["--set", "bf16=maybe"], "bf16")):
+        with pytest.raises(cli.CLIError, match=words):
+            cli.config_from_args(parser.parse_args(["train", "--data", "synthmosi", "--out", "o", *argv]))
+    monkeypatch.setenv("COLUMNS", "2000")  # argparse wraps help at the terminal width
+    with pytest.raises(SystemExit):
+        cli.build_parser().parse_args(["train", "--help"])
+    shown = " ".join(capsys.readouterr().out.split())
+    for f in dataclasses.fields(MMIMConfig):
+        if f.name != "preset_name":
+            assert " ".join(f.metadata["help"].split()) in shown, f.name
 
 
 # ----------------------------------------------------------------------------- evaluate
@@ -217,7 +243,7 @@ BAD = {
     "unknown field": (["train", *SYNTH_ARGS[:2], "--set", "gamma=1", "--out", "{tmp}/o"], "unknown config field"),
     "bad --set": (["train", "--data", "synthmosi", "--set", "alpha", "--out", "{tmp}/o"], "field=value"),
     "bad number": (["train", "--data", "synthmosi", "--alpha", "abc", "--out", "{tmp}/o"], "alpha"),
-    "bad pair": (["train", "--data", "synthmosi", "--ba-pairs", "tx", "--out", "{tmp}/o"], "ba pair"),
+    "bad pair": (["train", "--data", "synthmosi", "--ba-pairs", "tx", "--out", "{tmp}/o"], "ba_pairs"),
     "bad seeds": (["train", "--data", "synthmosi", "--seeds", "0", "--out", "{tmp}/o"], "--seeds"),
     "bad size": (["train", "--data", "synthmosi", "--n-train", "ten", "--out", "{tmp}/o"], "--n-train"),
     "bad device": (["train", "--data", "synthmosi", "--device", "tpu", "--out", "{tmp}/o"], "device"),

@@ -13,20 +13,11 @@ import numpy as np
 import pytest
 import torch
 
-from mmim_lite.data import (
-    DatasetFormatError,
-    MSADataset,
-    Sample,
-    UnsafePickleError,
-    collate_batch,
-    load_dataset,
-    make_synthmosi,
-    save_mmsa_pickle,
-    save_mult_pickle,
-)
-from mmim_lite.safepickle import SafeUnpickler, safe_load
-
-SPLITS = ("train", "valid", "test")
+from mmim_lite.batching import MSADataset, collate_batch
+from mmim_lite.data import SPLITS, Sample, load_dataset
+from mmim_lite.formats import save_mmsa_pickle, save_mult_pickle
+from mmim_lite.safepickle import DatasetFormatError, SafeUnpickler, UnsafePickleError, safe_load
+from mmim_lite.synth import make_synthmosi
 
 
 # ----------------------------------------------------------------------------- fixtures / helpers

@@ -21,6 +21,9 @@ ROOT = Path(__file__).resolve().parents[1]
 RESULT_FILES = sorted([*ROOT.glob("book/results/*.json"), *ROOT.glob("benchmarks/results/*.json")])
 
 
+sys.path.insert(0, str(ROOT / "benchmarks"))  # the scripts import benchmarks/provenance.py
+
+
 def _script(name: str):
     spec = importlib.util.spec_from_file_location(name, ROOT / "benchmarks" / f"{name}.py")
     module = importlib.util.module_from_spec(spec)

@@ -8,10 +8,8 @@ import numpy as np
 import pytest
 from scipy.special import logsumexp
 
-from mmim_lite.data import Sample
-from mmim_lite.synth import NARRATION, _ADJ, _ADJ_TEMPLATES, _VERB, label_atoms, make_synthmosi, text_bucket
-
-SPLITS = ("train", "valid", "test")
+from mmim_lite.data import SPLITS, Sample
+from mmim_lite.synth import ADJ_PHRASES, ADJ_TEMPLATES, NARRATION, VERB_PHRASES, label_atoms, make_synthmosi, text_bucket
 
 
 @pytest.fixture(scope="module")
@@ -84,10 +82,10 @@ def test_text_bucket_is_observable_from_text(mosi):
         assert np.array_equal([text_bucket(x.text) for x in mosi.splits[s]], mosi.bucket[s])
     for line in NARRATION:
         assert text_bucket(line) == 0
-    for lexicon in (_ADJ, _VERB):
+    for lexicon in (ADJ_PHRASES, VERB_PHRASES):
         for bucket, phrases in lexicon.items():
             for p in phrases:
-                text = _ADJ_TEMPLATES[0].format(p) if lexicon is _ADJ else p
+                text = ADJ_TEMPLATES[0].format(p) if lexicon is ADJ_PHRASES else p
                 assert text_bucket(f"um {NARRATION[0]} so {text} and {NARRATION[-1]}") == bucket
     assert text_bucket("it was not bad") == 1 and text_bucket("it was bad") == -2
     assert text_bucket("incredibly boring") == -3 and text_bucket("i liked it") == 2

@@ -98,6 +98,12 @@ def test_falls_back_to_hugging_face_forward():
                                          num_attention_heads=2, intermediate_size=64), add_pooling_layer=False)
     roberta.eval()
     assert not packable(roberta)
+    odd, _ = resolve_text_encoder("tiny")  # a BertModel whose layout cls_features does not know
+    del odd.encoder.layer[1].attention.self.attention_head_size
+    assert packable(model) and not packable(odd)
+    odd, _ = resolve_text_encoder("tiny")
+    odd.encoder.layer[0].attention.self.dropout = torch.nn.Identity()
+    assert not packable(odd)
     with torch.no_grad():
         assert torch.equal(cls_features(roberta, **enc), hf_cls(roberta, enc))
 
