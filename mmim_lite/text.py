@@ -5,7 +5,6 @@ masked layout; the last layer runs on [CLS] alone): the Hugging Face [CLS] up to
 from __future__ import annotations
 
 import contextlib
-import math
 import os
 import socket
 from pathlib import Path
@@ -129,7 +128,7 @@ def cls_features(model: nn.Module, input_ids: Tensor, attention_mask: Tensor,
         q = att.query(q_in).view(batch, 1, heads, size).transpose(1, 2) if last else grid(att.query(q_in))
         drop = att.dropout.p if att.training else 0.0
         ctx = F.scaled_dot_product_attention(q, grid(att.key(h)), grid(att.value(h)), attn_mask=mask[:, None, None, :],
-                                             dropout_p=drop, scale=1.0 / math.sqrt(size))
+                                             dropout_p=drop, scale=size**-0.5)  # as HF computes it
         ctx = ctx.transpose(1, 2).reshape(-1, heads * size)
         attended = layer.attention.output(ctx if last else ctx[real], q_in)
         h = layer.output(layer.intermediate(attended), attended)

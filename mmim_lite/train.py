@@ -93,9 +93,9 @@ class Trainer:
         if self.model.text_parameters():
             groups.append({"params": self.model.text_parameters(), "lr": config.lr_bert})
         self.opt_main = torch.optim.Adam(groups, weight_decay=wd, fused=True)
+        self.optimizers = [opt for opt in (self.opt_main, self.opt_lld) if opt is not None]
         self.schedulers = [torch.optim.lr_scheduler.ReduceLROnPlateau(
-            opt, mode="min", factor=config.lr_factor, patience=config.lr_patience)
-            for opt in (self.opt_main, self.opt_lld) if opt is not None]
+            opt, mode="min", factor=config.lr_factor, patience=config.lr_patience) for opt in self.optimizers]
         self._text_cache = {k: v.to(self.device) for k, v in (text_cache or {}).items()}
         self.epoch, self.steps = 0, {1: 0, 2: 0}
         self.best_valid_mae, self.best_epoch, self.bad_epochs = math.inf, 0, 0
@@ -146,7 +146,8 @@ class Trainer:
             return {}
         self.model.train()
         rows: list[dict[str, float]] = []
-        d_sub = max(1, math.ceil(self.config.stage1_fraction * math.ceil(len(self.datasets["train"]) / self.config.batch_size)))
+        n_batches = math.ceil(len(self.datasets["train"]) / self.config.batch_size)
+        d_sub = max(1, math.ceil(self.config.stage1_fraction * n_batches))
         for batch in self._batches("train", self._shuffle_seed(1), d_sub, f"epoch {self.epoch} stage 1"):
             with torch.no_grad(), self._autocast():  # h_t, h_v, h_a as fixed inputs: no graph to the encoders
                 h = self.model.encode(batch, self._h_t("train", batch))
@@ -275,7 +276,7 @@ class Trainer:
     def state_dict(self) -> dict[str, Any]:
         """Everything a resumed run needs: weights, optimisers, schedulers, memories, RNG, progress."""
         return {**self._header("trainer"), "model": model_weights(self.model, self.skip_text),
-                "best_model": self.best_state, "optimizers": [o.state_dict() for o in (self.opt_main, self.opt_lld) if o],
+                "best_model": self.best_state, "optimizers": [o.state_dict() for o in self.optimizers],
                 "schedulers": [s.state_dict() for s in self.schedulers], "rng": rng_state(),
                 "epoch": self.epoch, "steps": [self.steps[1], self.steps[2]], "best_valid_mae": self.best_valid_mae,
                 "best_epoch": self.best_epoch, "bad_epochs": self.bad_epochs, "history": copy.deepcopy(self.history),
@@ -291,7 +292,7 @@ class Trainer:
         if state["kind"] == "model":
             self.best_state, self.best_epoch = model_weights(self.model, self.skip_text), int(state["epoch"])
             return
-        for obj, saved in zip([o for o in (self.opt_main, self.opt_lld) if o] + self.schedulers,
+        for obj, saved in zip(self.optimizers + self.schedulers,
                               list(state["optimizers"]) + list(state["schedulers"])):
             obj.load_state_dict(saved)
         self.best_state, self.epoch = state["best_model"], int(state["epoch"])
