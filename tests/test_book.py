@@ -76,3 +76,19 @@ def test_math_renders_without_network(built_book, tmp_path):
         assert "\\(" not in text and "\\[" not in text, name
         checked += 1
     assert checked >= 5  # chapters 1-6 all have formulas
+
+
+def test_pages_workflow_builds_the_book_and_deploys_it():
+    """The publishing workflow is valid YAML: on a push to main it builds the book with -W and hands
+    book/_build/html to the standard upload-pages-artifact / deploy-pages actions."""
+    flow = yaml.safe_load((ROOT / ".github" / "workflows" / "book.yml").read_text())
+    triggers = flow[True] if True in flow else flow["on"]  # YAML 1.1 reads the key `on` as True
+    assert triggers["push"]["branches"] == ["main"]
+    assert flow["permissions"] == {"contents": "read", "pages": "write", "id-token": "write"}
+    build, deploy = flow["jobs"]["build"], flow["jobs"]["deploy"]
+    runs = " ".join(step.get("run", "") for step in build["steps"])
+    assert "jupyter-book build book/ -W" in runs and '-e ".[dev]"' in runs
+    upload = next(s for s in build["steps"] if s.get("uses", "").startswith("actions/upload-pages-artifact@"))
+    assert upload["with"]["path"] == "book/_build/html"
+    assert deploy["needs"] == "build" and deploy["environment"]["name"] == "github-pages"
+    assert any(s.get("uses", "").startswith("actions/deploy-pages@") for s in deploy["steps"])
