@@ -9,7 +9,7 @@ From the repository root::
 
 Timing benchmarks want a quiet machine: run them alone. ``book/results/synthmosi_runs.json``
 collects the ``mmim-lite train`` runs of :data:`SYNTHMOSI_CONFIGS` (their ``summary.json``,
-``config.json`` and per-seed ``history.csv``) into the file chapter 6 reads. Every file records
+``config.json`` and per-seed ``history.csv``) into the file the training chapter reads. Every file records
 :func:`provenance.provenance` (``benchmarks/provenance.py``: package version, source hash, git
 commit); regenerate a file whenever a change to the package changes what it means (``tests/test_results.py`` fails
 when a file's recorded configuration is no longer what today's presets and CLI would run).
