@@ -70,7 +70,7 @@ from torch.utils.data import DataLoader
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from mmim_lite.batching import collate_batch  # noqa: E402
+from mmim_lite.batching import TEXT_KEYS, collate_batch  # noqa: E402
 from mmim_lite.config import MMIMConfig  # noqa: E402
 from mmim_lite.model import MMIM  # noqa: E402
 from mmim_lite.runtime import seed_everything  # noqa: E402
@@ -79,7 +79,6 @@ from mmim_lite.synth import make_synthmosi  # noqa: E402
 from mmim_lite.text import resolve_text_encoder  # noqa: E402
 from mmim_lite.train import Trainer  # noqa: E402
 
-TEXT_KEYS = ("input_ids", "attention_mask", "token_type_ids")
 #: CPU protocol: the authors' loop, our Trainer, and our Trainer with the Hugging Face text forward.
 VARIANTS = ("authors_loop", "ours", "ours_unpacked")
 STAGES = ("stage1", "stage2", "eval")

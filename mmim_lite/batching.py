@@ -10,7 +10,7 @@ from torch.utils.data import Dataset
 
 from .data import Sample, pad_frames
 
-__all__ = ["MSADataset", "collate_batch"]
+__all__ = ["TEXT_KEYS", "MSADataset", "collate_batch"]
 
 TEXT_KEYS = ("input_ids", "attention_mask", "token_type_ids")
 

@@ -27,7 +27,7 @@ from .config import PRESETS, MMIMConfig, check_resumable
 from .data import load_dataset
 from .formats import save_mmsa_pickle, save_mult_pickle
 from .metrics import msa_metrics
-from .runtime import load_checkpoint, resolve_device, write_csv, write_json
+from .runtime import resolve_device, write_csv, write_json
 from .synth import make_synthmosi
 from .text import RANDOM_ENCODERS, resolve_text_encoder
 from .train import Trainer, run_seeds, summarize_runs
@@ -268,13 +268,10 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     if not path.is_file():
         raise CLIError(f"--checkpoint {args.checkpoint!r}: no such file")
     stored = _read_json(path.parent / "data.json") or _read_json(path.parent.parent / "data.json")
-    spec = _data_spec(args, stored)
-    state = load_checkpoint(path)
-    splits, _ = _load(spec)
+    splits, _ = _load(_data_spec(args, stored))
     if len(splits.get(args.split, ())) == 0:
         raise CLIError(f"the data has no clips in split {args.split!r}")
-    trainer = Trainer(MMIMConfig.from_dict(state["config"]), splits, device=args.device, progress=False)
-    trainer.load_state_dict(state)
+    trainer = Trainer.from_checkpoint(path, splits, device=args.device, progress=False)
     print(json.dumps(trainer.evaluate(args.split)))
     return 0
 
