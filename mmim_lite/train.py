@@ -165,8 +165,11 @@ class Trainer:
             p.requires_grad_(False)
         try:
             for batch in self._batches("train", self._shuffle_seed(2), None, f"epoch {self.epoch} stage 2"):
-                with self._autocast():  # H(Y) reads the memory, then the batch is pushed (update_memory)
-                    out = self.model(batch, h_t=self._h_t("train", batch), update_memory=True)
+                # H(Y) reads the memory, then the batch is pushed; only full batches enter the memory,
+                # so an epoch's last, partial batch never becomes the next epoch's whole history
+                full = len(batch["labels"]) == self.config.batch_size
+                with self._autocast():
+                    out = self.model(batch, h_t=self._h_t("train", batch), update_memory=full)
                 terms = self.model.losses(out, batch["labels"])
                 self._step(2, rows, terms, terms["main"], self.opt_main)
         finally:

@@ -64,6 +64,15 @@ def test_stage1_updates_only_predictors_and_stage2_never(splits):
     assert {len(m) for m in tr.model.memories.values()} == {1}  # memory pushed, 1 batch kept
 
 
+def test_partial_last_batch_never_becomes_the_memory(splits):
+    """100 clips = 3 batches of 32 + 4: the memory carried into the next epoch holds a full batch,
+    not the 4-clip remainder (a near-singular covariance in 16 dimensions)."""
+    tr = Trainer(cfg(), {**splits, "train": list(splits["train"])[:100]}, progress=False)
+    tr.stage2_epoch()
+    for memory in tr.model.memories.values():
+        assert len(memory) == 1 and sum(len(y) for y in memory.read().values()) == 32
+
+
 def test_stage1_fraction_and_trace(splits):
     tr = Trainer(cfg(stage1_fraction=0.5, trace_every=2, ba_pairs=("tv",)), splits, progress=False)
     tr.train_epoch()
