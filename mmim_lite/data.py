@@ -7,10 +7,11 @@ place at load time, after the MulT lengths are counted (a frame holding NaN is r
 from __future__ import annotations
 
 import csv
+import functools
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
@@ -89,22 +90,28 @@ def _norm_clip(clip: str) -> str:  # "003", "3.0" -> "3"; other clip ids unchang
 
 
 def _clean(x: np.ndarray, count: bool) -> tuple[np.ndarray, np.ndarray]:
-    # float32 x (in place if it is), NaN/±inf -> 0.0, and the MulT lengths: one pass over ~1 MiB row chunks (in cache);
-    # per frame, the |x| sum is 0 iff all values are, and any sum is not finite if the frame holds NaN/inf
-    out, ftype = x.astype(np.float32, copy=not x.flags.writeable), np.result_type(x.dtype, np.float32)
-    ones, lengths = np.ones(x.shape[2], ftype), np.zeros(len(x), np.int64)
-    step = max(1, (1 << 20) // max(1, x[:1].nbytes))
-    for i in range(0, len(x), step):
-        sums = (np.abs(x[i : i + step], dtype=ftype) if count else x[i : i + step]) @ ones
-        lengths[i : i + step] = np.count_nonzero(sums, axis=1) if count else 0
-        bad, chunk = ~np.isfinite(sums), out[i : i + step]
-        if bad.any():  # only those frames are cleaned (a sum that overflowed costs a no-op)
-            chunk[bad] = np.nan_to_num(chunk[bad], nan=0.0, posinf=0.0, neginf=0.0)
+    # float32 x (in place if it is), NaN/±inf -> 0.0, and the MulT lengths: frames whose |x| sum is not 0, counted on
+    # the raw values (a frame holding NaN is real). A clip holding NaN/inf has no finite sum: only those are cleaned.
+    out, lengths = x.astype(np.float32, copy=not x.flags.writeable), np.zeros(len(x), np.int64)
+    if count:
+        finite, ones = np.ones(len(x), bool), np.ones(x.shape[2], x.dtype)
+        step = max(1, (1 << 22) // max(1, x[:1].nbytes))  # ~4 MiB blocks: one pass, in cache
+        for i in range(0, len(x), step):
+            sums = np.abs(x[i : i + step]) @ ones
+            lengths[i : i + step], finite[i : i + step] = np.count_nonzero(sums, axis=1), np.isfinite(sums).all(1)
+    else:
+        finite = np.isfinite(out.reshape(len(out), -1).sum(axis=1, dtype=np.float32))
+    if not finite.all():
+        bad = np.flatnonzero(~finite)
+        clips = out[bad]
+        clips[~np.isfinite(clips)] = 0.0
+        out[bad] = clips
     return out, lengths
 
 
-def _read_label_csv(csv_path: str) -> tuple[dict[str, str], dict[tuple[str, str], str]]:
-    # {"<video_id>_<clip_id>": text} and {(video_id, normalised clip_id): text}; an id's first row wins
+def _read_label_csv(csv_path: str) -> tuple[dict[str, str], Callable[[], dict[tuple[str, str], str]]]:
+    # {"<video_id>_<clip_id>": text} and a function building {(video_id, normalised clip_id): text} (needed only
+    # when an id is not found as written); an id's first row wins
     try:
         with open(csv_path, newline="", encoding="utf-8-sig") as f:
             table = [row for row in csv.reader(f) if row]
@@ -117,7 +124,8 @@ def _read_label_csv(csv_path: str) -> tuple[dict[str, str], dict[tuple[str, str]
         raise DatasetFormatError(f"{csv_path}: row {bad[0][0]}: expected {len(columns)} fields, found {bad[0][1]}")
     iv, ic, it = (columns.index(c) for c in ("video_id", "clip_id", "text"))
     rows = table[:0:-1]  # reversed, without the header: the first row of an id wins
-    return {f"{r[iv]}_{r[ic]}": r[it] for r in rows}, {(r[iv].strip(), _norm_clip(r[ic])): r[it] for r in rows}
+    return ({f"{r[iv]}_{r[ic]}": r[it] for r in rows},
+            functools.cache(lambda: {(r[iv].strip(), _norm_clip(r[ic])): r[it] for r in rows}))
 
 
 def load_dataset(path: str | os.PathLike[str],
@@ -150,7 +158,7 @@ def load_dataset(path: str | os.PathLike[str],
         if label_csv is None:
             raise DatasetFormatError(f"{pkl}: a MulT-style pickle holds no text; expected label_csv=... (columns "
                                      "video_id, clip_id, text) or a label.csv beside the pickle, found none")
-    exact, pairs = _read_label_csv(os.fspath(label_csv)) if mult else ({}, {})
+    exact, pairs = _read_label_csv(os.fspath(label_csv)) if mult else ({}, dict)
     out, cleaned, label_key = {}, {}, "labels" if mult else "regression_labels"
     for split in SPLITS:
         where, d = f"{pkl}, split '{split}'", data[split]
@@ -176,10 +184,10 @@ def load_dataset(path: str | os.PathLike[str],
                 text = exact.get(seg)
                 if text is None and "_" in seg:  # video ids may hold "_": the clip id follows the last one
                     video, _, clip = seg.rpartition("_")
-                    text = pairs.get((video, _norm_clip(clip)))
+                    text = pairs().get((video, _norm_clip(clip)))
                 if text is None and ids.ndim == 2 and ids.shape[1] > 1:  # video, clip in two columns
                     clip = _to_str(ids[i, 1]).strip()
-                    text = pairs.get((seg, _norm_clip(clip)))
+                    text = pairs().get((seg, _norm_clip(clip)))
                     seg = f"{seg}_{clip}" if text is not None else seg
                 if text is None:
                     raise DatasetFormatError(f"{where}, key 'id': expected '{seg}' (row {i}) in {label_csv}")
