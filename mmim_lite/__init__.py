@@ -11,7 +11,8 @@ Each concept has one module; import a name from the module that defines it:
 - ``data``: the released MOSI/MOSEI feature pickles read into ``Sample`` lists
 - ``safepickle``: unpickling that cannot execute code; ``formats``: writing the two released formats
 - ``batching``: tokenised torch dataset and padded batches; ``synth``: SynthMOSI and its Bayes-optimal oracle
-- ``runtime``: seeding, devices, atomic run files, checkpoints, provenance; ``cli``: the ``mmim-lite`` command
+- ``runtime``: seeding, devices, atomic run files, checkpoints; ``cli``: the ``mmim-lite`` command
+- ``plotting``: the book's figure style (one place for every chapter's figures)
 """
 
 __version__ = "0.1.0"

@@ -20,8 +20,6 @@ class MSADataset(Dataset):
     the paper). Items: the :data:`TEXT_KEYS` ((max_length,) long), ``visual``, ``acoustic``, ``label``, ``index``."""
 
     def __init__(self, samples: Sequence[Sample], tokenizer: Callable[..., Any], max_length: int = 50) -> None:
-        if max_length < 1:
-            raise ValueError(f"expected max_length >= 1, found {max_length}")
         self.samples, self.max_length, texts = samples, max_length, [s.text for s in samples]
         kwargs = dict(padding="max_length", truncation=True, max_length=max_length, return_tensors="np")
         enc = tokenizer(texts, **kwargs) if texts else {}
@@ -42,9 +40,8 @@ class MSADataset(Dataset):
 
 
 def collate_batch(items: Sequence[dict[str, Any]]) -> dict[str, torch.Tensor]:
-    """Batch :class:`MSADataset` items: text keys (B, L) long, L the longest text (all-padding columns dropped; masked
-    anyway), ``visual``, ``acoustic`` (B, L_max, d) float32 end-padded, ``visual_lengths``, ``acoustic_lengths`` (B,)
-    long, >= 1 (an empty sequence is one zero frame) for the sLSTM packing (Eq. 2), ``labels``, ``index``."""
+    """Batch :class:`MSADataset` items: text keys (B, L), L the longest text; frames (B, L_max, d) end-padded with
+    ``*_lengths`` >= 1 (an empty sequence is one zero frame) for the sLSTM packing (Eq. 2); ``labels``, ``index``."""
     if not items:
         raise ValueError("expected at least one item to collate, found none")
     batch = {key: torch.stack([torch.as_tensor(it[key], dtype=torch.long) for it in items]) for key in TEXT_KEYS}

@@ -120,10 +120,9 @@ class HistoryMemory:
 
 def polarity_entropy(y: Tensor, labels: Tensor, memory: HistoryMemory | None = None,
                      mode: str = "gmm", eps: float = 1e-4, constants: bool = True) -> Tensor:
-    """Eqs. 5-8: H(Y) of ``y`` (B, d) plus the (read-only) memory as an equal-weight per-polarity GMM:
-    Eq. 7's lower bound ``mean_c 0.5 logdet(2 pi e (Sigma_ML,c + eps I))`` over the classes present
-    (1: label >= 0, 0: label < 0); ``mode="gaussian"``: one Gaussian ("w/o GMM"); ``constants=False``
-    drops ``(d/2) log(2 pi e)`` (Eq. 8 as printed). ``eps=0`` and ``N_c <= d``: -inf (Table 4 "w/o history")."""
+    """Eqs. 5-8: H(Y) of ``y`` (B, d) plus the read-only memory as an equal-weight per-polarity GMM, Eq. 7's lower
+    bound ``mean_c 0.5 logdet(2 pi e (Sigma_ML,c + eps I))`` over the classes present (1: label >= 0, 0: < 0).
+    ``mode="gaussian"``: one Gaussian ("w/o GMM"); ``constants=False``: Eq. 8 as printed; eps=0, N_c <= d: -inf."""
     _check_batch(y, labels)
     if mode not in ENTROPY_MODES:
         raise ValueError(f"mode must be one of {ENTROPY_MODES}, got {mode!r}")
@@ -140,9 +139,10 @@ def polarity_entropy(y: Tensor, labels: Tensor, memory: HistoryMemory | None = N
     present = [s for s in ([torch.cat(samples)] if mode == "gaussian" else samples) if s.shape[0] > 0]
     if not present:
         raise ValueError("polarity_entropy needs at least one sample (batch + memory are empty)")
-    # eps = 0 and N <= d: rank(Sigma_ML) < d, det is exactly 0 (round-off may hide it)
-    entropy = torch.stack([0.5 * (torch.logdet(ml_covariance(s) + eps * torch.eye(d, dtype=s.dtype, device=s.device))
-                                  - (math.inf if eps == 0 and s.shape[0] <= d else 0.0)) for s in present]).mean()
+    # eps = 0 and N <= d: rank(Sigma_ML) < d, det is exactly 0 (round-off may hide it, or make logdet NaN)
+    entropy = torch.stack([s.new_tensor(-math.inf) if eps == 0 and s.shape[0] <= d else
+                           0.5 * torch.logdet(ml_covariance(s) + eps * torch.eye(d, dtype=s.dtype, device=s.device))
+                           for s in present]).mean()
     return entropy + 0.5 * d * LOG_2PIE if constants else entropy
 
 

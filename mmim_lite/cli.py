@@ -1,10 +1,6 @@
-"""Command line ``mmim-lite`` (``python -m mmim_lite``): ``train``, ``evaluate``, ``synth``.
-
-Every :class:`~mmim_lite.config.MMIMConfig` field is an option, typed from the dataclass field
-(``--ba-pairs tv,ta``, ``--freeze-text false``, ``--predictor-hidden none``; also ``--set field=value``),
-with the field's ``help`` metadata as its help. Bad input ends with one line ``mmim-lite: error: ...``
-and exit status 2 (``MMIM_LITE_DEBUG=1`` shows the traceback).
-"""
+"""Command line ``mmim-lite`` (``python -m mmim_lite``): ``train``, ``evaluate``, ``synth``. Every
+:class:`~mmim_lite.config.MMIMConfig` field is an option typed from its field (``--ba-pairs tv,ta``, ``--set f=v``).
+Bad input ends with one line ``mmim-lite: error: ...``, exit status 2 (``MMIM_LITE_DEBUG=1``: traceback)."""
 
 from __future__ import annotations
 
@@ -85,16 +81,6 @@ _FIELDS = {f.name: (f, *_field_parser(typing.get_type_hints(MMIMConfig)[f.name])
            for f in dataclasses.fields(MMIMConfig) if f.name != "preset_name"}
 
 
-def _add_config_options(parser: argparse.ArgumentParser) -> None:
-    group = parser.add_argument_group("config overrides", "every MMIMConfig field; given values override the preset")
-    for name, (f, parse, metavar) in _FIELDS.items():
-        extra: dict[str, Any] = {"nargs": "?", "const": True} if metavar == "BOOL" else {}
-        group.add_argument("--" + name.replace("_", "-"), dest=f"cfg__{name}", type=parse, metavar=metavar,
-                           default=argparse.SUPPRESS, help=f.metadata["help"].replace("%", "%%"), **extra)
-    group.add_argument("--set", dest="overrides", action="append", default=[], metavar="FIELD=VALUE",
-                       help="set any config field (repeatable), e.g. --set alpha=0.1")
-
-
 def _add_data_options(parser: argparse.ArgumentParser, data: bool = True, required: bool = False) -> None:
     """``--data``/``--label-csv`` (unless ``data`` is False) and the SynthMOSI generator options."""
     if data:
@@ -126,7 +112,13 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--out", required=True, metavar="DIR", help="output folder")
     train.add_argument("--resume", action="store_true", help="continue DIR from each seed's checkpoint.pt "
                        "(finished seeds are read back); only --epochs and --patience may be raised")
-    _add_config_options(train)
+    group = train.add_argument_group("config overrides", "every MMIMConfig field; given values override the preset")
+    for name, (f, parse, metavar) in _FIELDS.items():
+        extra: dict[str, Any] = {"nargs": "?", "const": True} if metavar == "BOOL" else {}
+        group.add_argument("--" + name.replace("_", "-"), dest=f"cfg__{name}", type=parse, metavar=metavar,
+                           default=argparse.SUPPRESS, help=f.metadata["help"].replace("%", "%%"), **extra)
+    group.add_argument("--set", dest="overrides", action="append", default=[], metavar="FIELD=VALUE",
+                       help="set any config field (repeatable), e.g. --set alpha=0.1")
     train.set_defaults(func=cmd_train)
     ev = sub.add_parser("evaluate", allow_abbrev=False, help="metrics of a checkpoint, as one JSON object")
     ev.add_argument("--checkpoint", required=True, metavar="FILE", help="best.pt or checkpoint.pt of a run")
@@ -161,21 +153,8 @@ def config_from_args(args: argparse.Namespace) -> MMIMConfig:
     return MMIMConfig.preset(args.preset, **overrides)
 
 
-def _seeds(text: str, base: int) -> list[int]:
-    """``--seeds``: ``N`` -> base..base+N-1; ``"a,b,c"`` -> those seeds."""
-    try:
-        seeds = [int(s) for s in text.split(",") if s.strip()] if "," in text else list(range(base, base + int(text)))
-    except ValueError:
-        raise CLIError(f"--seeds expects a number of runs or a comma-separated seed list, got {text!r}") from None
-    if not seeds or min(seeds) < 0 or len(set(seeds)) != len(seeds):
-        raise CLIError(f"--seeds must be >= 1 runs of distinct non-negative seeds, got {text!r}")
-    return seeds
-
-
 def _data_spec(args: argparse.Namespace, stored: dict[str, Any] | None = None) -> dict[str, Any]:
-    """What to load: ``{"source": "synthmosi", "synth": {...}}`` or ``{"source": "file", ...}``.
-
-    Order of precedence: the command line, then ``stored`` (a run's data.json), then defaults."""
+    """What to load (``{"source": "synthmosi" | "file", ...}``): the command line, else ``stored``, else defaults."""
     given = {k[7:]: v for k, v in vars(args).items() if k.startswith("synth__") and v is not None}
     data = getattr(args, "data", None)
     if data is None:
@@ -218,9 +197,16 @@ def _read_json(path: Path) -> dict[str, Any] | None:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    """``mmim-lite train``: run_seeds + summary.json (see the module docstring)."""
-    config = config_from_args(args)
-    seeds, spec, out = _seeds(args.seeds, config.seed), _data_spec(args), Path(args.out).expanduser()
+    """``mmim-lite train``: :func:`~mmim_lite.train.run_seeds`, then all seeds' history.csv and summary.json."""
+    config, text = config_from_args(args), args.seeds
+    try:  # N -> seed..seed+N-1; "a,b,c" -> those seeds
+        seeds = ([int(s) for s in text.split(",") if s.strip()] if "," in text
+                 else list(range(config.seed, config.seed + int(text))))
+    except ValueError:
+        raise CLIError(f"--seeds expects a number of runs or a comma-separated seed list, got {text!r}") from None
+    if not seeds or min(seeds) < 0 or len(set(seeds)) != len(seeds):
+        raise CLIError(f"--seeds must be >= 1 runs of distinct non-negative seeds, got {text!r}")
+    spec, out = _data_spec(args), Path(args.out).expanduser()
     if out.exists() and not out.is_dir():
         raise CLIError(f"--out {args.out!r} is a file, expected a folder")
     if args.resume:  # continuing a run with other settings would mix two experiments
@@ -269,8 +255,6 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         raise CLIError(f"--checkpoint {args.checkpoint!r}: no such file")
     stored = _read_json(path.parent / "data.json") or _read_json(path.parent.parent / "data.json")
     splits, _ = _load(_data_spec(args, stored))
-    if len(splits.get(args.split, ())) == 0:
-        raise CLIError(f"the data has no clips in split {args.split!r}")
     trainer = Trainer.from_checkpoint(path, splits, device=args.device, progress=False)
     print(json.dumps(trainer.evaluate(args.split)))
     return 0
@@ -280,11 +264,10 @@ def cmd_synth(args: argparse.Namespace) -> int:
     """``mmim-lite synth``: SynthMOSI as an MMSA- or MulT-style pickle that load_dataset reads."""
     if args.label_csv is not None and args.format != "mult":
         raise CLIError("--label-csv applies only to --format mult")
-    spec = _data_spec(argparse.Namespace(**{**vars(args), "data": "synthmosi"}))
     out = Path(args.out).expanduser()
     if out.is_dir():
         raise CLIError(f"--out {args.out!r} is a folder, expected a file name")
-    splits, _ = _load(spec)
+    splits, _ = _load(_data_spec(argparse.Namespace(**{**vars(args), "data": "synthmosi"})))
     csv_path = Path(args.label_csv).expanduser() if args.label_csv else out.parent / "label.csv"
     if args.format == "mmsa":
         save_mmsa_pickle(splits, out)

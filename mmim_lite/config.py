@@ -1,12 +1,5 @@
-"""Settings of an MMIM model and of its training run, and the paper's presets.
-
-:class:`ModelConfig` is what :class:`~mmim_lite.model.MMIM` needs (encoders, fusion, MI terms, every
-Table 4 switch: ``ba_pairs`` from ``tv, ta, va`` with x the first modality and y the second,
-``cpc_terms`` from ``t, v, a``, ``memory_size`` 0 = "w/o history data", ``entropy_mode="gaussian"`` =
-"w/o GMM"); :class:`MMIMConfig` adds how it is trained (Algorithm 1, Table 3). Each field's ``help``
-metadata is its ``mmim-lite train --help`` text. Presets: ``"mosi"``, ``"mosei"`` (Table 3 plus the
-fixed settings of Sec. 4.3) and ``"synthmosi"`` (sized for a 2-core CPU, frozen MiniLM).
-"""
+"""Model and training settings (Algorithm 1, Table 3) with every Table 4 switch, and the presets ``"mosi"``,
+``"mosei"`` (Table 3, Sec. 4.3) and ``"synthmosi"`` (CPU, frozen MiniLM). A field's ``help`` is its --help text."""
 
 from __future__ import annotations
 
@@ -94,10 +87,9 @@ class ModelConfig:
 
     def replace(self: _C, **overrides: Any) -> _C:
         """A copy with the given fields changed (typed values; the CLI parses strings)."""
-        unknown = sorted(set(overrides) - {f.name for f in dataclasses.fields(self)})
-        if unknown:
-            raise ConfigError(f"unknown config field(s) {unknown}; valid fields: "
-                              f"{sorted(f.name for f in dataclasses.fields(self))}")
+        names = sorted(f.name for f in dataclasses.fields(self))
+        if unknown := sorted(set(overrides) - set(names)):
+            raise ConfigError(f"unknown config field(s) {unknown}; valid fields: {names}")
         return dataclasses.replace(self, **overrides)
 
     def to_dict(self) -> dict[str, Any]:
@@ -168,16 +160,13 @@ RESUMABLE_FIELDS = ("epochs", "patience")
 
 
 def check_resumable(stored: MMIMConfig, wanted: MMIMConfig, where: str) -> None:
-    """Refuse to continue a run stored with ``stored`` under ``wanted`` unless the two differ only
-    by raised ``epochs`` / ``patience`` (``where`` names the file in the error)."""
+    """Refuse to resume ``stored`` as ``wanted`` unless only :data:`RESUMABLE_FIELDS` are raised (``where``: file)."""
     before, now = stored.to_dict(), wanted.to_dict()
     changed = sorted(k for k in before if before[k] != now[k])
-    other = [k for k in changed if k not in RESUMABLE_FIELDS]
-    if other:
+    if other := [k for k in changed if k not in RESUMABLE_FIELDS]:
         raise ConfigError(f"{where}: cannot resume with other settings: {other} differ "
                           f"(only {' and '.join(RESUMABLE_FIELDS)} may be raised)")
     limit = lambda k, v: math.inf if k == "patience" and v == 0 else v  # noqa: E731 - 0: no early stop
-    lowered = [f"{k} {before[k]} -> {now[k]}" for k in changed if limit(k, now[k]) < limit(k, before[k])]
-    if lowered:
+    if lowered := [f"{k} {before[k]} -> {now[k]}" for k in changed if limit(k, now[k]) < limit(k, before[k])]:
         raise ConfigError(f"{where}: {', '.join(RESUMABLE_FIELDS)} may only be raised on resume, "
                           f"got {'; '.join(lowered)}")

