@@ -9,7 +9,7 @@ From the repository root::
 
 Timing benchmarks want a quiet machine: run them alone. ``book/results/synthmosi_runs.json``
 collects the ``mmim-lite train`` runs of :data:`SYNTHMOSI_CONFIGS` (their ``summary.json``,
-``config.json`` and per-seed ``history.csv``) into the file the training chapter reads. Every file records
+``config.json`` and per-seed ``history.csv``) into the file the ablations chapter reads. Every file records
 :func:`provenance.provenance` (``benchmarks/provenance.py``: package version, source hash, git
 commit); regenerate a file whenever a change to the package changes what it means (``tests/test_results.py`` fails
 when a file's recorded configuration is no longer what today's presets and CLI would run).
@@ -108,7 +108,7 @@ def _best_epoch_losses(run: Path, seed: int, best_epoch: int) -> dict[str, float
 
 
 def collect_synthmosi_runs(runs: Path, into: Path, commands_run: dict[str, str]) -> dict[str, Any]:
-    """Gather the runs of :data:`SYNTHMOSI_CONFIGS` under ``runs`` into the chapter-6 result file.
+    """Gather the runs of :data:`SYNTHMOSI_CONFIGS` under ``runs`` into the ablations chapter's result file.
 
     The provenance is that of the package now; :func:`main` refuses to collect if the package
     source changed while the runs were made."""

@@ -33,6 +33,30 @@ def test_every_chapter_is_a_committed_executed_notebook():
     assert (ROOT / "book" / "references.md").is_file()
 
 
+def test_every_figure_uses_the_book_style_and_is_numbered():
+    """A chapter that draws calls mmim_lite.plotting.use_book_style before its first figure, and
+    every figure it glues is placed with a numbered, captioned {glue:figure} with alt text."""
+    total = 0
+    for name in _toc_files():
+        path = ROOT / "book" / f"{name}.ipynb"
+        if not path.is_file():
+            continue
+        cells = json.loads(path.read_text())["cells"]
+        sources = ["".join(c["source"]) for c in cells]
+        code = [s for c, s in zip(cells, sources) if c["cell_type"] == "code"]
+        draws = [i for i, s in enumerate(code) if "plt.subplots(" in s or "plt.figure(" in s]
+        if draws:
+            styled = [i for i, s in enumerate(code) if "use_book_style()" in s]
+            assert styled and styled[0] <= draws[0], f"{name}: use_book_style() must run before the first figure"
+        glued = set(re.findall(r'glue\("(fig_\w+)", fig', "\n".join(code)))
+        placed = re.findall(r"```\{glue:figure\} (fig_\w+)\n:name: (fig-[\w-]+)\n:alt: \S", "\n".join(sources))
+        assert glued == {g for g, _ in placed}, f"{name}: glued {sorted(glued)}, placed {sorted(placed)}"
+        n_drawn = sum(s.count("plt.subplots(") + s.count("plt.figure(") for s in code)
+        assert n_drawn == len(glued), f"{name}: {n_drawn} figures drawn, {len(glued)} glued and numbered"
+        total += len(placed)
+    assert total >= 19  # the book's figures were found (the patterns above match them)
+
+
 @pytest.fixture(scope="module")
 def built_book(tmp_path_factory) -> tuple[subprocess.CompletedProcess, Path]:
     out = tmp_path_factory.mktemp("book")

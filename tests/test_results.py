@@ -89,8 +89,8 @@ def test_throughput_results_are_what_todays_benchmark_would_run(name):
     assert data["smoke"] is False and data["part"] == "cpu"
 
 
-def test_regenerate_smoke_rebuilds_the_chapter_6_file(tmp_path):
-    """The whole synthmosi_runs.json pipeline (7 CLI runs + collection) at toy size: the file it
+def test_regenerate_smoke_rebuilds_the_ablations_file(tmp_path):
+    """The whole synthmosi_runs.json pipeline (16 CLI runs + collection) at toy size: the file it
     writes has every field the committed file has, and records the code that made it."""
     proc = subprocess.run([sys.executable, "benchmarks/regenerate.py", "--smoke", "--out", str(tmp_path),
                            "book/results/synthmosi_runs.json"], cwd=ROOT, capture_output=True, text=True,
