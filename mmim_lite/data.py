@@ -101,11 +101,8 @@ def _clean(x: np.ndarray, count: bool) -> tuple[np.ndarray, np.ndarray]:
             lengths[i : i + step], finite[i : i + step] = np.count_nonzero(sums, axis=1), np.isfinite(sums).all(1)
     else:
         finite = np.isfinite(out.reshape(len(out), -1).sum(axis=1, dtype=np.float32))
-    if not finite.all():
-        bad = np.flatnonzero(~finite)
-        clips = out[bad]
-        clips[~np.isfinite(clips)] = 0.0
-        out[bad] = clips
+    for i in np.flatnonzero(~finite):  # in place, one clip at a time: no copy of the bad clips
+        out[i][~np.isfinite(out[i])] = 0.0
     return out, lengths
 
 
