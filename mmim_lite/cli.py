@@ -105,7 +105,8 @@ def build_parser() -> argparse.ArgumentParser:
     train = sub.add_parser("train", allow_abbrev=False, help="train MMIM (Algorithm 1) for one or more seeds")
     _add_data_options(train, required=True)
     train.add_argument("--preset", default="synthmosi", metavar="{" + ",".join(PRESETS) + "}",
-                       help="starting configuration (default synthmosi): Table 3 (mosi, mosei) or CPU-sized")
+                       help="starting configuration (default synthmosi): Table 3 (mosi, mosei) or CPU-sized "
+                       "(synthmosi: MiniLM frozen, synthmosi-ft: MiniLM fine-tuned)")
     train.add_argument("--seeds", default="1", metavar="N|S1,S2,..",
                        help="N runs with seeds seed..seed+N-1 (default 1), or a comma-separated list")
     train.add_argument("--device", default="auto", help="auto (CUDA if available), cpu, cuda, cuda:N")

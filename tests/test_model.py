@@ -56,6 +56,11 @@ def test_presets_are_table3():
         assert cfg.ba_pairs == ("tv", "ta") and cfg.cpc_terms == ("t", "v", "a") and cfg.entropy_mode == "gmm"
     synth = MMIMConfig.preset("synthmosi")
     assert synth.text_encoder == "minilm" and synth.freeze_text and synth.cache_text_features
+    # the fine-tuned SynthMOSI preset: the same run, with the text encoder trained at the paper's BERT rate
+    ft = MMIMConfig.preset("synthmosi-ft")
+    differ = {k for k, v in ft.to_dict().items() if synth.to_dict()[k] != v}
+    assert differ == {"freeze_text", "cache_text_features", "preset_name"} and not ft.freeze_text
+    assert ft.lr_bert == 5e-5 and ft.text_encoder == "minilm"
 
 
 def test_overrides_and_json_roundtrip():
