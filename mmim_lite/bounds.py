@@ -139,10 +139,13 @@ def polarity_entropy(y: Tensor, labels: Tensor, memory: HistoryMemory | None = N
     present = [s for s in ([torch.cat(samples)] if mode == "gaussian" else samples) if s.shape[0] > 0]
     if not present:
         raise ValueError("polarity_entropy needs at least one sample (batch + memory are empty)")
-    # eps = 0 and N <= d: rank(Sigma_ML) < d, det is exactly 0 (round-off may hide it, or make logdet NaN)
-    entropy = torch.stack([s.new_tensor(-math.inf) if eps == 0 and s.shape[0] <= d else
-                           0.5 * torch.logdet(ml_covariance(s) + eps * torch.eye(d, dtype=s.dtype, device=s.device))
-                           for s in present]).mean()
+    halves = []
+    for s in present:
+        half = 0.5 * torch.logdet(ml_covariance(s) + eps * torch.eye(d, dtype=s.dtype, device=s.device))
+        if eps == 0 and s.shape[0] <= d:  # rank(Sigma_ML) < d: det is exactly 0; round-off may hide it or give NaN
+            half = half.nan_to_num(nan=0.0) - math.inf  # exactly -inf; logdet's (round-off) gradient kept
+        halves.append(half)
+    entropy = torch.stack(halves).mean()
     return entropy + 0.5 * d * LOG_2PIE if constants else entropy
 
 
