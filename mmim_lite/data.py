@@ -7,11 +7,10 @@ place at load time, after the MulT lengths are counted (a frame holding NaN is r
 from __future__ import annotations
 
 import csv
-import functools
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 
@@ -106,9 +105,8 @@ def _clean(x: np.ndarray, count: bool) -> tuple[np.ndarray, np.ndarray]:
     return out, lengths
 
 
-def _read_label_csv(csv_path: str) -> tuple[dict[str, str], Callable[[], dict[tuple[str, str], str]]]:
-    # {"<video_id>_<clip_id>": text} and a function building {(video_id, normalised clip_id): text} (needed only
-    # when an id is not found as written); an id's first row wins
+def _read_label_csv(csv_path: str) -> tuple[dict[str, str], dict[tuple[str, str], str]]:
+    # {"<video_id>_<clip_id>": text} and {(video_id, normalised clip_id): text}; an id's first row wins
     try:
         with open(csv_path, newline="", encoding="utf-8-sig") as f:
             table = [row for row in csv.reader(f) if row]
@@ -121,8 +119,7 @@ def _read_label_csv(csv_path: str) -> tuple[dict[str, str], Callable[[], dict[tu
         raise DatasetFormatError(f"{csv_path}: row {bad[0][0]}: expected {len(columns)} fields, found {bad[0][1]}")
     iv, ic, it = (columns.index(c) for c in ("video_id", "clip_id", "text"))
     rows = table[:0:-1]  # reversed, without the header: the first row of an id wins
-    return ({f"{r[iv]}_{r[ic]}": r[it] for r in rows},
-            functools.cache(lambda: {(r[iv].strip(), _norm_clip(r[ic])): r[it] for r in rows}))
+    return {f"{r[iv]}_{r[ic]}": r[it] for r in rows}, {(r[iv].strip(), _norm_clip(r[ic])): r[it] for r in rows}
 
 
 def load_dataset(path: str | os.PathLike[str],
@@ -155,7 +152,7 @@ def load_dataset(path: str | os.PathLike[str],
         if label_csv is None:
             raise DatasetFormatError(f"{pkl}: a MulT-style pickle holds no text; expected label_csv=... (columns "
                                      "video_id, clip_id, text) or a label.csv beside the pickle, found none")
-    exact, pairs = _read_label_csv(os.fspath(label_csv)) if mult else ({}, dict)
+    exact, pairs = _read_label_csv(os.fspath(label_csv)) if mult else ({}, {})
     out, cleaned, label_key = {}, {}, "labels" if mult else "regression_labels"
     for split in SPLITS:
         where, d = f"{pkl}, split '{split}'", data[split]
@@ -181,10 +178,10 @@ def load_dataset(path: str | os.PathLike[str],
                 text = exact.get(seg)
                 if text is None and "_" in seg:  # video ids may hold "_": the clip id follows the last one
                     video, _, clip = seg.rpartition("_")
-                    text = pairs().get((video, _norm_clip(clip)))
+                    text = pairs.get((video, _norm_clip(clip)))
                 if text is None and ids.ndim == 2 and ids.shape[1] > 1:  # video, clip in two columns
                     clip = _to_str(ids[i, 1]).strip()
-                    text = pairs().get((seg, _norm_clip(clip)))
+                    text = pairs.get((seg, _norm_clip(clip)))
                     seg = f"{seg}_{clip}" if text is not None else seg
                 if text is None:
                     raise DatasetFormatError(f"{where}, key 'id': expected '{seg}' (row {i}) in {label_csv}")

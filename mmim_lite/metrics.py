@@ -1,5 +1,7 @@
-"""The standard multimodal-sentiment metrics as the MMSA tools define them (field guide §3), mean ± std over seeds
-and the paired t-test. Pearson ``corr`` is 0.0 for constant p or y; the ``*_non0`` metrics are nan when all y are 0."""
+"""The standard multimodal-sentiment metrics (field guide §3), mean ± std over seeds and the paired t-test: ``mae``;
+``corr`` (Pearson r, 0.0 when p or y is constant); ``acc7`` / ``acc5``: accuracy of ``np.round`` (halves to even) of p
+and y clipped to [-3, 3] / [-2, 2]; ``acc2_has0`` / ``f1_has0``: ``p >= 0`` vs ``y >= 0``; ``acc2_non0`` / ``f1_non0``:
+without ``y == 0``, ``p > 0`` vs ``y > 0`` (nan when every y is 0). F1: sklearn's weighted F1 (``zero_division=0``)."""
 
 from __future__ import annotations
 
