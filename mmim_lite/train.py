@@ -34,7 +34,10 @@ from .runtime import (CHECKPOINT_FORMAT, CheckpointError, load_checkpoint, load_
                       write_json)
 from .text import RANDOM_ENCODERS
 
-__all__ = ["TrainingDivergedError", "TracePoint", "Trainer", "run_seeds", "summarize_runs"]
+#: seed of the permutation that picks the labelled training clips (``labeled_fraction`` < 1)
+LABEL_SUBSET_SEED = 20211107
+
+__all__ = ["LABEL_SUBSET_SEED", "TrainingDivergedError", "TracePoint", "Trainer", "run_seeds", "summarize_runs"]
 
 
 class TrainingDivergedError(FloatingPointError):
@@ -79,6 +82,15 @@ class Trainer:
         self.out_dir = Path(out_dir) if out_dir is not None else None
         self.progress = sys.stderr.isatty() if progress is None else progress
         seed_everything(config.seed)
+        # labeled_fraction: the first share of one fixed permutation (the same clips for every seed and fraction)
+        n_train = len(splits["train"])
+        labeled = np.zeros(n_train, dtype=bool)
+        labeled[np.random.default_rng(LABEL_SUBSET_SEED).permutation(n_train)[
+            :max(1, round(config.labeled_fraction * n_train))]] = True
+        if not config.use_unlabeled:
+            splits = {**splits, "train": [x for x, keep in zip(splits["train"], labeled) if keep]}
+            labeled = labeled[labeled]
+        self.labeled = torch.from_numpy(labeled)  #: per training clip: is its label used?
         first = splits["train"][0]
         self.visual_dim, self.acoustic_dim = int(first.visual.shape[1]), int(first.acoustic.shape[1])
         self.model = MMIM(config, self.visual_dim, self.acoustic_dim, text_encoder).to(self.device)
@@ -168,6 +180,9 @@ class Trainer:
                 # H(Y) reads the memory, then the batch is pushed; only full batches enter the memory,
                 # so an epoch's last, partial batch never becomes the next epoch's whole history
                 full = len(batch["labels"]) == self.config.batch_size
+                if not self.labeled.all():  # unlabelled clips: NaN label (no task loss, predicted polarity)
+                    known = self.labeled[batch["index"].cpu()].to(self.device)
+                    batch["labels"] = torch.where(known, batch["labels"], torch.nan)
                 with self._autocast():
                     out = self.model(batch, h_t=self._h_t("train", batch), update_memory=full)
                 terms = self.model.losses(out, batch["labels"])
@@ -237,7 +252,7 @@ class Trainer:
                 bar.set_postfix(valid_mae=f"{row['valid_mae']:.3f}", best=self.best_epoch)
         self.use_best()
         result = {"seed": self.config.seed, "best_epoch": self.best_epoch, "epochs_run": self.epoch,
-                  "valid": self.evaluate("valid")}
+                  "n_labeled": int(self.labeled.sum()), "n_train": len(self.labeled), "valid": self.evaluate("valid")}
         if "test" in self.datasets:
             result["test"] = self.evaluate("test")
         self.result = result
