@@ -12,6 +12,7 @@ from scipy.special import logsumexp
 from scipy.stats import multivariate_normal
 
 from mmim_lite.bounds import (
+    standardize,
     CPCHead,
     GaussianPredictor,
     HistoryMemory,
@@ -481,3 +482,38 @@ def test_estimator_properties_on_any_scores():
     for bad in (torch.zeros(3, 4), torch.zeros(1, 1), torch.zeros(4)):
         with pytest.raises(ValueError, match="scores"):
             nwj_lower_bound(bad)
+
+
+def test_standardize_removes_scale_and_shift_of_each_dimension():
+    g = torch.Generator().manual_seed(0)
+    y = torch.randn(64, 5, generator=g) @ torch.randn(5, 5, generator=g)
+    z = standardize(y)
+    assert torch.allclose(z.mean(0), torch.zeros(5), atol=1e-5)
+    assert torch.allclose(z.std(0, unbiased=False), torch.ones(5), atol=1e-4)
+    shift = torch.linspace(-5, 5, 5)
+    for scale in (0.01, 8.0, 300.0):  # one scale for all dimensions, a shift per dimension: invariant
+        assert torch.allclose(standardize(y * scale + shift), z, atol=1e-4)
+    # a scale per dimension: invariant while no variance falls below the floor (1e-6 of the mean variance)
+    assert torch.allclose(standardize(y * torch.tensor([0.5, 0.8, 1.0, 1.5, 2.0]) + shift), z, atol=1e-4)
+    assert not torch.allclose(standardize(y * torch.tensor([1e-5, 1.0, 1.0, 1.0, 1.0])), z, atol=1e-2)
+    assert torch.isfinite(standardize(torch.ones(8, 3))).all()  # constant dimensions: no NaN
+    with pytest.raises(ValueError, match="B >= 2"):
+        standardize(y[:1])
+
+
+def test_floored_ba_rewards_scale_and_standardised_ba_does_not():
+    """The defect in closed form: y = c (rho x + sqrt(1 - rho^2) eps), d = 16, true MI 12.9 nats. The best q the
+    floor log sigma^2 >= -2 allows gives I_BA = E log q + H(Y) = 9.96 nats at c = 0.5 and the true MI from c = 1 up
+    (standardised y has c = 1 whatever the encoder's scale: the model-level test is in test_model.py)."""
+    d, mi = 16, 12.9
+    rho = gaussian_rho_for_mi(mi, d)
+
+    def best_floored_ba(c: float) -> float:
+        var = c * c * (1 - rho * rho)  # the true conditional variance of each y_j
+        q_var = max(var, math.exp(-2.0))  # the floor caps q's sharpness
+        log_q = -0.5 * d * (math.log(2 * math.pi * q_var) + var / q_var)
+        return log_q + 0.5 * d * math.log(2 * math.pi * math.e * c * c)
+    assert best_floored_ba(0.5) == pytest.approx(9.96, abs=0.01)
+    for c in (1.0, 2.0, 10.0):
+        assert best_floored_ba(c) == pytest.approx(mi, abs=1e-9)
+    assert best_floored_ba(0.25) < best_floored_ba(0.5) < best_floored_ba(1.0)  # shrinking y costs BA

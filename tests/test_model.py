@@ -82,6 +82,9 @@ def test_overrides_and_json_roundtrip():
     (dict(dropout=1.0), "dropout"), (dict(lr_main=0), "lr_main"), (dict(epochs=2.5), "epochs.*int"),
     (dict(ba_pairs="tv,ta"), "ba_pairs"),
     (dict(stage1_fraction=0), "stage1_fraction"),
+    (dict(modalities=("v",)), "modalities.*ba_pairs"), (dict(modalities=()), "modalities"),
+    (dict(modalities=("t", "v"), ba_pairs=("tv",)), "modalities.*cpc_terms"),
+    (dict(labeled_fraction=0.0), "labeled_fraction"), (dict(labeled_fraction=1.5), "labeled_fraction"),
 ])
 def test_bad_config_raises(overrides, words):
     with pytest.raises(ConfigError, match=words):
@@ -428,3 +431,73 @@ def test_memory_is_read_before_the_batch_is_pushed(tiny):
         torch.testing.assert_close(outs[k].entropy["tv"], want)
         assert not torch.allclose(want, bounds.polarity_entropy(h_v[k], batches[k]["labels"]))
     torch.testing.assert_close(model.memories["v"].read()[1], h_v[2][batches[2]["labels"] >= 0])
+
+
+# ----------------------------------------------------------------------------- study options (issue 11)
+def _scaled_visual(model: MMIM, c: float) -> MMIM:
+    """The same model with h_v multiplied by c (the visual encoder's last Linear scaled)."""
+    with torch.no_grad():
+        model.visual_enc.proj.weight.mul_(c)
+        model.visual_enc.proj.bias.mul_(c)
+    return model
+
+
+@pytest.mark.parametrize("c", [0.25, 0.5, 4.0, 8.0])
+def test_standardised_ba_term_is_scale_invariant_and_the_floored_one_is_not(tiny, c):
+    """Scaling h_v by c leaves I_BA(t; v) unchanged with ba_standardize; with the plain targets and the log-variance
+    floor it changes (H(Y) moves by d log c, log q is capped by the floor): the defect the option removes."""
+    batch = make_batch(tiny[1], n=24)
+    ba = {}
+    for standardize in (True, False):
+        for scale in (1.0, c):
+            model = _scaled_visual(make_model(tiny, ba_pairs=("tv",), ba_standardize=standardize).eval(), scale)
+            ba[standardize, scale] = model.losses(model(batch), batch["labels"])["ba_tv"].item()
+    assert ba[True, c] == pytest.approx(ba[True, 1.0], rel=1e-4, abs=1e-4)
+    assert abs(ba[False, c] - ba[False, 1.0]) > 0.5
+
+
+def test_standardised_targets_reach_log_q_entropy_and_memory(tiny):
+    model = make_model(tiny, ba_pairs=("tv",), ba_standardize=True).eval()
+    batch = make_batch(tiny[1], n=24)
+    out = model(batch, update_memory=True)
+    y = bounds.standardize(out.h_v)
+    assert torch.allclose(y.mean(0), torch.zeros(y.shape[1]), atol=1e-5)
+    assert torch.allclose(y.std(0, unbiased=False), torch.ones(y.shape[1]), atol=1e-3)
+    assert torch.allclose(out.log_q["tv"], model.predictors["tv"].log_prob(out.h_t, y), atol=1e-5)
+    assert torch.allclose(out.entropy["tv"], bounds.polarity_entropy(y, batch["labels"]), atol=1e-5)
+    stored = model.memories["v"].read()
+    assert torch.allclose(torch.cat([stored[0], stored[1]]).std(0, unbiased=False), torch.ones(y.shape[1]),
+                          atol=1e-3)
+
+
+def test_unlabelled_clips_skip_the_task_loss_and_take_the_predicted_polarity(tiny):
+    model = make_model(tiny).eval()
+    batch = make_batch(tiny[1], n=24)
+    unknown = torch.arange(24) % 3 == 0
+    with torch.no_grad():  # centre the predictions: unlabelled clips of both predicted polarities
+        model.fusion.head.bias -= model.predict(batch).median()
+    hidden = {**batch, "labels": torch.where(unknown, torch.nan, batch["labels"])}
+    out = model(hidden)
+    signs = (out.pred[unknown] >= 0).tolist()
+    assert any(signs) and not all(signs) and signs != (batch["labels"][unknown] >= 0).tolist()
+    terms = model.losses(out, hidden["labels"])
+    mae_known = (out.pred - batch["labels"])[~unknown].abs().mean()
+    assert terms["task"].item() == pytest.approx(mae_known.item(), rel=1e-6)
+    filled = torch.where(unknown, out.pred.detach(), batch["labels"])
+    for m in ("v", "a"):
+        assert torch.allclose(out.entropy["t" + m], bounds.polarity_entropy(out.h_v if m == "v" else out.h_a, filled))
+    none_known = model.losses(out, torch.full_like(batch["labels"], torch.nan))
+    assert none_known["task"].item() == 0.0 and math.isfinite(none_known["main"].item())
+
+
+@pytest.mark.parametrize("keep", ["t", "v", "a"])
+def test_a_unimodal_model_sees_only_its_modality(tiny, keep):
+    model = make_model(tiny, modalities=(keep,), ba_pairs=(), cpc_terms=()).eval()
+    assert model.fusion.fc1.in_features == model.dims[keep]
+    batch, other = make_batch(tiny[1], seed=0), make_batch(tiny[1], seed=1)
+    other = {**other, "input_ids": batch["input_ids"].flip(0), "attention_mask": batch["attention_mask"].flip(0),
+             "token_type_ids": batch["token_type_ids"].flip(0)}
+    mixed = {k: (batch if k.startswith({"t": ("input", "attention", "token"), "v": ("visual",),
+                                        "a": ("acoustic",)}[keep]) else other)[k] for k in batch}
+    assert torch.equal(model.predict(mixed), model.predict(batch))
+    assert not torch.equal(model.predict(other), model.predict(batch))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import dataclasses
 import json
 import math
 
@@ -175,6 +176,46 @@ def test_run_seeds_and_summary(splits, tmp_path):
     assert math.isclose(summary["test"]["mae"]["mean"], float(np.mean(maes)), rel_tol=1e-9)
     again = run_seeds(cfg(epochs=1), [0, 1], splits, out_dir=tmp_path, resume=True)  # read back
     assert again == json.loads(json.dumps(results))
+
+
+# ----------------------------------------------------------------------------- unlabelled clips
+def _relabel(samples, which, value):
+    return [dataclasses.replace(x, label=value) if i in which else x for i, x in enumerate(samples)]
+
+
+def test_labelled_subset_is_fixed_nested_and_sized(splits):
+    subsets = {}
+    for fraction, seed in ((0.1, 0), (0.1, 3), (0.25, 0), (1.0, 0)):
+        tr = Trainer(cfg(labeled_fraction=fraction, seed=seed), splits, progress=False)
+        assert int(tr.labeled.sum()) == max(1, round(fraction * 128)) and len(tr.labeled) == 128
+        subsets[fraction, seed] = set(np.flatnonzero(tr.labeled.numpy()))
+    assert subsets[0.1, 0] == subsets[0.1, 3]  # the same clips for every seed (paired comparisons)
+    assert subsets[0.1, 0] < subsets[0.25, 0] < subsets[1.0, 0]  # nested across fractions
+    dropped = Trainer(cfg(labeled_fraction=0.25, use_unlabeled=False), splits, progress=False)
+    assert len(dropped.datasets["train"]) == 32 and bool(dropped.labeled.all())
+    kept = [splits["train"][i] for i in sorted(subsets[0.25, 0])]
+    assert [x.id for x in dropped.datasets["train"].samples] == [x.id for x in kept]
+
+
+def test_unlabelled_clips_train_the_mi_terms_but_their_labels_are_never_read(splits):
+    """One epoch with 25% labels: rewriting the labels of the unlabelled clips changes nothing (bit for bit), while
+    the unlabelled clips still move the model (MI terms: dropping them changes the weights) and rewriting one
+    labelled clip's label changes the weights."""
+    def weights_after_epoch(train):
+        tr = Trainer(cfg(labeled_fraction=0.25, epochs=1), {**splits, "train": train}, progress=False)
+        labeled = set(np.flatnonzero(tr.labeled.numpy()))
+        tr.train_epoch()
+        return snapshot(tr.model), labeled
+    base, labeled = weights_after_epoch(list(splits["train"]))
+    unlabeled = set(range(128)) - labeled
+    rewritten, _ = weights_after_epoch(_relabel(splits["train"], unlabeled, 3.0))
+    assert all(torch.equal(base[k], rewritten[k]) for k in base)
+    negative = next(i for i in sorted(labeled) if splits["train"][i].label < 0)
+    one_label, _ = weights_after_epoch(_relabel(splits["train"], {negative}, 3.0))  # other sign and polarity
+    assert any(not torch.equal(base[k], one_label[k]) for k in base)
+    tr = Trainer(cfg(labeled_fraction=0.25, use_unlabeled=False, epochs=1), splits, progress=False)
+    tr.train_epoch()
+    assert any(not torch.equal(base[k], p) for k, p in snapshot(tr.model).items())
 
 
 # ----------------------------------------------------------------------------- bad inputs
