@@ -166,7 +166,8 @@ def commands(smoke: bool = False, out: Path | None = None) -> dict[str, list[str
 def _best_epoch_losses(run: Path, seed: int, best_epoch: int) -> dict[str, float]:
     with open(run / f"seed_{seed}" / "history.csv", newline="") as fh:
         row = next(r for r in csv.DictReader(fh) if int(r["epoch"]) == best_epoch)
-    return {k: float(row[f"train_{k}"]) for k in ("lld", "task", "cpc", "ba") if row.get(f"train_{k}")}
+    return {k[6:]: float(v) for k, v in row.items()
+            if v and k.split("_")[0] == "train" and k[6:].split("_")[0] in ("lld", "task", "cpc", "ba")}
 
 
 #: result file -> (title, encoder, what the seeds are)
@@ -179,6 +180,21 @@ RUN_SET_TEXT = {
     "synthmosi_ft_runs.json": ("MMIM on SynthMOSI with the text encoder fine-tuned (preset synthmosi-ft): 5 seeds",
                                _MINILM + ", fine-tuned at lr_bert 5e-5 (no feature cache)", "seeds 0-4"),
 }
+
+
+#: configurations whose best weights are also scored on the ironic and the ordinary test clips apart
+BY_IRONY = ("mmim", "no_mi", "uni_t")
+
+
+def _mae_by_irony(run: Path, seed: int, synth: Any) -> dict[str, float]:
+    """Test MAE of a run's best weights on the ironic and on the ordinary clips (SynthMOSI ground truth)."""
+    from mmim_lite.train import Trainer
+
+    trainer = Trainer.from_checkpoint(run / f"seed_{seed}" / "best.pt", synth.splits, device="cpu", progress=False)
+    preds, truths = trainer.predict("test")
+    errors, ironic = np.abs(preds - truths), synth.ironic["test"]
+    return {"ironic": float(errors[ironic].mean()), "ordinary": float(errors[~ironic].mean()),
+            "n_ironic": int(ironic.sum())}
 
 
 def _curve(run: Path, seed: int) -> list[dict[str, float]]:
@@ -199,14 +215,20 @@ def collect_synthmosi_runs(runs: Path, into: Path, commands_run: dict[str, str],
     for key, (label, note, switches) in set_configs.items():
         run = runs / f"{sub}{key}"
         summary = json.loads((run / "summary.json").read_text())
+        synth = make_synthmosi(**{k: tuple(v) if isinstance(v, list) else v for k, v in summary["data"]["synth"].items()})
         entries[key] = {"label": label, "removes" if file.endswith("synthmosi_runs.json") else "group": note,
                         "command": commands_run[key], "overrides": switches,
                         "config": json.loads((run / "config.json").read_text()), "seeds": summary["seeds"],
                         "data": summary["data"]["synth"], "oracle": summary.get("oracle", {}),
+                        "oracle_by_modality": {"".join(m): msa_metrics(synth.oracle("test", m), np.array(
+                            [x.label for x in synth.splits["test"]], np.float32))["mae"]
+                            for m in (("t",), ("v",), ("a",), ("v", "a"), ("t", "v", "a"))},
                         "runs": [{"seed": r["seed"], "best_epoch": r["best_epoch"], "epochs_run": r["epochs_run"],
                                   "n_labeled": r.get("n_labeled"), "n_train": r.get("n_train"),
                                   "train_at_best_epoch": _best_epoch_losses(run, r["seed"], r["best_epoch"]),
-                                  "curve": _curve(run, r["seed"]), "valid": r["valid"], "test": r["test"]}
+                                  "curve": _curve(run, r["seed"]), "valid": r["valid"], "test": r["test"],
+                                  **({"test_by_irony": _mae_by_irony(run, r["seed"], synth)} if key in BY_IRONY
+                                     and not file.endswith("synthmosi_runs.json") else {})}
                                  for r in summary["runs"]],
                         "test": summary["test"]}
     data, oracle = entries["mmim"]["data"], entries["mmim"]["oracle"]  # today's SynthMOSI defaults

@@ -1,4 +1,4 @@
-"""Command line ``mmim-lite`` (``python -m mmim_lite``): ``train``, ``evaluate``, ``synth``. Every
+"""Command line ``mmim-lite`` (``python -m mmim_lite``): ``train``, ``evaluate``, ``synth``, ``sweep``. Every
 :class:`~mmim_lite.config.MMIMConfig` field is an option typed from its field (``--ba-pairs tv,ta``, ``--set f=v``).
 Bad input ends with one line ``mmim-lite: error: ...``, exit status 2 (``MMIM_LITE_DEBUG=1``: traceback)."""
 
@@ -24,6 +24,7 @@ from .data import load_dataset
 from .formats import save_mmsa_pickle, save_mult_pickle
 from .metrics import msa_metrics
 from .runtime import resolve_device, write_csv, write_json
+from .sweep import PAPER_SPACE, Sweep, load_space, run_sweep
 from .synth import make_synthmosi
 from .text import RANDOM_ENCODERS, resolve_text_encoder
 from .train import Trainer, run_seeds, summarize_runs
@@ -98,30 +99,40 @@ def _add_data_options(parser: argparse.ArgumentParser, data: bool = True, requir
                            help=f"SynthMOSI {key.replace('_', ' ')} (default {defaults[key].default})")
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The ``mmim-lite`` argument parser with its ``train``, ``evaluate`` and ``synth`` commands."""
-    parser = _Parser(prog=PROG, allow_abbrev=False,
-                     description="MultiModal InfoMax (Han, Chen & Poria, EMNLP 2021), compact and tested.")
-    parser.add_argument("--version", action="version", version=f"{PROG} {__version__}")
-    sub = parser.add_subparsers(dest="command", metavar="{train,evaluate,synth}")
-    train = sub.add_parser("train", allow_abbrev=False, help="train MMIM (Algorithm 1) for one or more seeds")
-    _add_data_options(train, required=True)
-    train.add_argument("--preset", default="synthmosi", metavar="{" + ",".join(PRESETS) + "}",
-                       help="starting configuration (default synthmosi): Table 3 (mosi, mosei) or CPU-sized "
-                       "(synthmosi: MiniLM frozen, synthmosi-ft: MiniLM fine-tuned)")
-    train.add_argument("--seeds", default="1", metavar="N|S1,S2,..",
-                       help="N runs with seeds seed..seed+N-1 (default 1), or a comma-separated list")
-    train.add_argument("--device", default="auto", help="auto (CUDA if available), cpu, cuda, cuda:N")
-    train.add_argument("--out", required=True, metavar="DIR", help="output folder")
-    train.add_argument("--resume", action="store_true", help="continue DIR from each seed's checkpoint.pt "
-                       "(finished seeds are read back); only --epochs and --patience may be raised")
-    group = train.add_argument_group("config overrides", "every MMIMConfig field; given values override the preset")
+def _add_config_options(parser: argparse.ArgumentParser) -> None:
+    """``--preset`` or ``--config`` (the starting config), ``--seeds`` and the overrides (every field, ``--set``)."""
+    parser.add_argument("--preset", metavar="{" + ",".join(PRESETS) + "}",
+                        help="starting configuration (default synthmosi): Table 3 (mosi, mosei) or CPU-sized "
+                        "(synthmosi: MiniLM frozen, synthmosi-ft: MiniLM fine-tuned)")
+    parser.add_argument("--config", metavar="FILE", help="start from this config JSON (a run's config.json or a "
+                        "sweep's best_config.json) instead of a preset")
+    parser.add_argument("--seeds", default="1", metavar="N|S1,S2,..",
+                        help="N runs with seeds seed..seed+N-1 (default 1), or a comma-separated list")
+    group = parser.add_argument_group("config overrides", "every MMIMConfig field; given values override the "
+                                      "preset or --config")
     for name, (f, parse, metavar) in _FIELDS.items():
         extra: dict[str, Any] = {"nargs": "?", "const": True} if metavar == "BOOL" else {}
         group.add_argument("--" + name.replace("_", "-"), dest=f"cfg__{name}", type=parse, metavar=metavar,
                            default=argparse.SUPPRESS, help=f.metadata["help"].replace("%", "%%"), **extra)
     group.add_argument("--set", dest="overrides", action="append", default=[], metavar="FIELD=VALUE",
                        help="set any config field (repeatable), e.g. --set alpha=0.1")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``mmim-lite`` argument parser with its ``train``, ``evaluate``, ``synth`` and ``sweep`` commands."""
+    parser = _Parser(prog=PROG, allow_abbrev=False,
+                     description="MultiModal InfoMax (Han, Chen & Poria, EMNLP 2021), compact and tested.")
+    parser.add_argument("--version", action="version", version=f"{PROG} {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="{train,evaluate,synth,sweep}")
+    train = sub.add_parser("train", allow_abbrev=False, help="train MMIM (Algorithm 1) for one or more seeds")
+    _add_data_options(train, required=True)
+    train.add_argument("--device", default="auto", help="auto (CUDA if available), cpu, cuda, cuda:N")
+    train.add_argument("--devices", metavar="DEV,DEV,..", type=_names,
+                       help="run the seeds in parallel, one process per device slot, e.g. cuda:0,cuda:1 or cpu,cpu")
+    train.add_argument("--out", required=True, metavar="DIR", help="output folder")
+    train.add_argument("--resume", action="store_true", help="continue DIR from each seed's checkpoint.pt "
+                       "(finished seeds are read back); only --epochs and --patience may be raised")
+    _add_config_options(train)
     train.set_defaults(func=cmd_train)
     ev = sub.add_parser("evaluate", allow_abbrev=False, help="metrics of a checkpoint, as one JSON object")
     ev.add_argument("--checkpoint", required=True, metavar="FILE", help="best.pt or checkpoint.pt of a run")
@@ -135,11 +146,38 @@ def build_parser() -> argparse.ArgumentParser:
     syn.add_argument("--label-csv", metavar="CSV", help="MulT only: label CSV (default label.csv beside FILE)")
     _add_data_options(syn, data=False)
     syn.set_defaults(func=cmd_synth)
+    sw = sub.add_parser("sweep", allow_abbrev=False, help="hyper-parameter search (Optuna): the paper's grid or any "
+                        "space, selected on the mean validation MAE over --seeds")
+    _add_data_options(sw, required=True)
+    sw.add_argument("--space", default="paper", metavar="paper|FILE", help="'paper' (Sec. 4.3: "
+                    f"{' x '.join(f'{k} {len(v)}' for k, v in PAPER_SPACE.items())}) or a JSON file "
+                    '{"field": [values], "field": {"low": L, "high": H, "log": true}, "f1,f2": [tied values]}')
+    sw.add_argument("--sampler", default="grid", choices=("grid", "tpe"),
+                    help="grid: every point of the space exactly once; tpe: --trials settings chosen by TPE")
+    sw.add_argument("--trials", type=int, metavar="N", help="tpe: number of settings (default 50); grid: only the "
+                    "first N points (default all)")
+    sw.add_argument("--storage", metavar="URL", help="SQLAlchemy URL of the study (default sqlite:///DIR/study.db; "
+                    "postgresql://user:password@host/db to share one study between machines)")
+    sw.add_argument("--study", default="mmim-lite", metavar="NAME", help="study name (default mmim-lite)")
+    sw.add_argument("--out", required=True, metavar="DIR", help="output folder: best_config.json, top.csv, "
+                    "top.md, best.json, figures")
+    sw.add_argument("--workers", type=int, metavar="W", help="worker processes on this machine (default: the "
+                    "number of --devices, else 1)")
+    sw.add_argument("--devices", type=_names, metavar="DEV,DEV,..", help="device of each worker, round-robin "
+                    "(e.g. cuda:0,cuda:1; default auto)")
+    sw.add_argument("--prune", action="store_true", help="stop unpromising trials early (median rule on the "
+                    "per-epoch validation MAE)")
+    sw.add_argument("--heartbeat", type=int, default=60, metavar="S", help="seconds between a running trial's "
+                    "heartbeats; a trial silent for 2*S (its worker died) is marked failed and its setting retried")
+    sw.add_argument("--top", type=int, default=10, metavar="N", help="rows of the table of best settings")
+    _add_config_options(sw)
+    sw.set_defaults(func=cmd_sweep)
     return parser
 
 
 def config_from_args(args: argparse.Namespace) -> MMIMConfig:
-    """The config a parsed ``train`` command runs: preset, then ``--set``, then ``--<field>`` options."""
+    """The config a parsed ``train`` (or ``sweep``) command runs: ``--preset`` (default synthmosi) or
+    ``--config FILE``, then ``--set``, then ``--<field>`` options."""
     overrides: dict[str, Any] = {}
     for item in args.overrides:
         key, sep, text = item.partition("=")
@@ -153,7 +191,36 @@ def config_from_args(args: argparse.Namespace) -> MMIMConfig:
         except ValueError:
             raise CLIError(f"--set {key}: invalid {_FIELDS[key][2].lower()} value {text!r}") from None
     overrides.update({k[5:]: v for k, v in vars(args).items() if k.startswith("cfg__")})  # given options only
-    return MMIMConfig.preset(args.preset, **overrides)
+    path = getattr(args, "config", None)
+    if path is None:
+        return MMIMConfig.preset(args.preset or "synthmosi", **overrides)
+    if args.preset is not None:
+        raise CLIError("--config and --preset both give the starting config: use one of them")
+    stored = _read_json(Path(path).expanduser())
+    if stored is None:
+        raise CLIError(f"--config {path!r}: no such file (expected a config JSON, e.g. a run's config.json)")
+    try:
+        return MMIMConfig.from_dict(stored).replace(**overrides)
+    except ValueError as err:
+        raise CLIError(f"--config {path}: {err}") from None
+
+
+def _seed_list(text: str, config: MMIMConfig) -> list[int]:
+    """``--seeds``: N -> seed..seed+N-1; "a,b,c" -> those seeds."""
+    try:
+        seeds = ([int(s) for s in text.split(",") if s.strip()] if "," in text
+                 else list(range(config.seed, config.seed + int(text))))
+    except ValueError:
+        raise CLIError(f"--seeds expects a number of runs or a comma-separated seed list, got {text!r}") from None
+    if not seeds or min(seeds) < 0 or len(set(seeds)) != len(seeds):
+        raise CLIError(f"--seeds must be >= 1 runs of distinct non-negative seeds, got {text!r}")
+    return seeds
+
+
+def _check_text_encoder(config: MMIMConfig) -> None:
+    """A bad text encoder name fails before anything is written."""
+    if config.text_encoder not in (*RANDOM_ENCODERS, "minilm"):
+        resolve_text_encoder(config.text_encoder)
 
 
 def _data_spec(args: argparse.Namespace, stored: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -201,14 +268,8 @@ def _read_json(path: Path) -> dict[str, Any] | None:
 
 def cmd_train(args: argparse.Namespace) -> int:
     """``mmim-lite train``: :func:`~mmim_lite.train.run_seeds`, then all seeds' history.csv and summary.json."""
-    config, text = config_from_args(args), args.seeds
-    try:  # N -> seed..seed+N-1; "a,b,c" -> those seeds
-        seeds = ([int(s) for s in text.split(",") if s.strip()] if "," in text
-                 else list(range(config.seed, config.seed + int(text))))
-    except ValueError:
-        raise CLIError(f"--seeds expects a number of runs or a comma-separated seed list, got {text!r}") from None
-    if not seeds or min(seeds) < 0 or len(set(seeds)) != len(seeds):
-        raise CLIError(f"--seeds must be >= 1 runs of distinct non-negative seeds, got {text!r}")
+    config = config_from_args(args)
+    seeds = _seed_list(args.seeds, config)
     spec, out = _data_spec(args), Path(args.out).expanduser()
     if out.exists() and not out.is_dir():
         raise CLIError(f"--out {args.out!r} is a file, expected a folder")
@@ -219,20 +280,21 @@ def cmd_train(args: argparse.Namespace) -> int:
             raise CLIError(f"--resume: {out / 'data.json'} differs from this command in {diff}")
         if config_before is not None:  # only epochs and patience may be raised
             check_resumable(MMIMConfig.from_dict(config_before), config, f"--resume: {out / 'config.json'}")
-    device = resolve_device(args.device)
-    if config.text_encoder not in (*RANDOM_ENCODERS, "minilm"):
-        resolve_text_encoder(config.text_encoder)  # a bad name fails before anything is written
+    devices = [str(resolve_device(d)) for d in args.devices or ()]
+    device = ",".join(dict.fromkeys(devices)) if devices else str(resolve_device(args.device))
+    _check_text_encoder(config)
     splits, synth = _load(spec)
     write_json(config.to_dict(), out / "config.json")
     write_json(spec, out / "data.json")
-    results = run_seeds(config, seeds, splits, out_dir=out, device=str(device), resume=args.resume)
+    results = run_seeds(config, seeds, splits, out_dir=out, device=device, resume=args.resume, devices=devices)
     history = []  # all seeds' per-epoch rows in one table, with a seed column
     for seed in seeds:
         with contextlib.suppress(FileNotFoundError), open(out / f"seed_{seed}" / "history.csv", newline="") as fh:
             history += [{"seed": seed, **row} for row in csv.DictReader(fh)]
     write_csv(history, out / "history.csv")
-    summary = {"preset": args.preset, "text_encoder": config.text_encoder, "device": str(device), "data": spec,
-               "labeled_fraction": config.labeled_fraction, "use_unlabeled": config.use_unlabeled, **summarize_runs(results), "runs": results}
+    summary = {"preset": config.preset_name, "text_encoder": config.text_encoder, "device": device, "data": spec,
+               "labeled_fraction": config.labeled_fraction, "use_unlabeled": config.use_unlabeled,
+               **summarize_runs(results), "runs": results}
     if synth is not None:  # the Bayes-optimal oracle (labels as float32, as the trainer sees them)
         summary["oracle"] = {s: msa_metrics(synth.oracle(s), np.array([x.label for x in splits[s]], np.float32))
                              for s in ("valid", "test") if len(splits[s])}
@@ -248,6 +310,39 @@ def cmd_train(args: argparse.Namespace) -> int:
     if split in summary.get("oracle", {}):
         print(f"oracle {split}: " + ", ".join(f"{k} {summary['oracle'][split][k]:.3f}" for k in _MAIN_METRICS))
     print(f"wrote {out / 'summary.json'}")
+    return 0
+
+
+def cmd_sweep(args: argparse.Namespace) -> int:
+    """``mmim-lite sweep``: :func:`~mmim_lite.sweep.run_sweep`, then the best setting (its test metrics only)."""
+    config = config_from_args(args)
+    seeds, spec, out = _seed_list(args.seeds, config), _data_spec(args), Path(args.out).expanduser()
+    if out.exists() and not out.is_dir():
+        raise CLIError(f"--out {args.out!r} is a file, expected a folder")
+    for flag in ("trials", "workers", "heartbeat", "top"):
+        if getattr(args, flag) is not None and getattr(args, flag) < 1:
+            raise CLIError(f"--{flag} must be >= 1, got {getattr(args, flag)}")
+    devices = [str(resolve_device(d)) for d in args.devices or ("auto",)]
+    space = load_space(args.space, args.sampler, config)
+    _check_text_encoder(config)
+    storage = args.storage or f"sqlite:///{out.resolve() / 'study.db'}"
+    data = {k: Path(v).name if k in ("path", "label_csv") and v else v for k, v in spec.items()}  # any machine
+    sweep = Sweep(base=config, space=space, seeds=tuple(seeds), sampler=args.sampler, trials=args.trials,
+                  storage=storage, study=args.study, prune=args.prune, heartbeat=args.heartbeat,
+                  data=json.loads(json.dumps(data)))
+    out.mkdir(parents=True, exist_ok=True)
+    splits, _ = _load(spec)
+    workers = args.workers or (len(devices) if args.devices else 1)
+    report = run_sweep(sweep, splits, out, devices=devices, workers=workers, top=args.top)
+    best = report["best"]
+    print(f"{report['n_complete']} of {report['n_points']} setting(s) complete; best: trial {best['trial']} "
+          + " ".join(f"{k}={v}" for k, v in best["params"].items()))
+    for split in ("valid", "test"):  # test: reported for the best setting only
+        if split in best:
+            stats = best[split]
+            print(f"best {split} over {len(seeds)} seed(s): " + ", ".join(f"{k} {stats[k]['mean']:.3f}" + (
+                "" if stats[k]["std"] is None else f" ± {stats[k]['std']:.3f}") for k in _MAIN_METRICS))
+    print("wrote " + ", ".join(str(out / name) for name in report["files"]))
     return 0
 
 

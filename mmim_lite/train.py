@@ -15,10 +15,12 @@ import dataclasses
 import itertools
 import json
 import math
+import multiprocessing
 import sys
 import time
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
-from typing import Any, Iterable, Iterator, Mapping, Sequence
+from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
 
 import numpy as np
 import torch
@@ -242,12 +244,16 @@ class Trainer:
         stopped = self.config.patience > 0 and self.bad_epochs >= self.config.patience
         return self.epoch >= self.config.epochs or stopped
 
-    def fit(self) -> dict[str, Any]:
+    def fit(self, on_epoch: Callable[["Trainer", dict[str, Any]], None] | None = None) -> dict[str, Any]:
         """Epochs until done, then the best weights' ``{"seed", "best_epoch", "epochs_run", "valid",
-        "test"}`` (test only with a test split); also ``metrics.json`` with an ``out_dir``."""
+        "test"}`` (test only with a test split); also ``metrics.json`` with an ``out_dir``.
+        ``on_epoch(trainer, row)`` is called after each epoch with its history row (an exception it
+        raises stops the run, e.g. a hyper-parameter search pruning it)."""
         with tqdm(total=self.config.epochs, initial=self.epoch, desc="epochs", disable=not self.progress) as bar:
             while not self.done:
                 row = self.train_epoch()
+                if on_epoch is not None:
+                    on_epoch(self, row)
                 bar.update(1)
                 bar.set_postfix(valid_mae=f"{row['valid_mae']:.3f}", best=self.best_epoch)
         self.use_best()
@@ -337,16 +343,35 @@ class Trainer:
 # -- the paper's protocol: several seeds ---------------------------------------------------------
 def run_seeds(config: MMIMConfig, seeds: Iterable[int], splits: Mapping[str, Sequence[Any]], *,
               out_dir: str | Path | None = None, device: str = "auto", progress: bool | None = None,
-              resume: bool = False) -> list[dict[str, Any]]:
+              resume: bool = False, on_epoch: Callable[[Trainer, dict[str, Any]], None] | None = None,
+              devices: Sequence[str] | None = None) -> list[dict[str, Any]]:
     """One :meth:`Trainer.fit` per seed (the paper reports the mean of five), into ``out_dir/seed_<s>/``.
 
     ``resume=True`` continues each seed from its ``checkpoint.pt`` (a finished seed is read back from
     ``metrics.json`` unless ``config`` raises ``epochs`` or ``patience``). A frozen pretrained
-    encoder's [CLS] features are computed once for all seeds."""
+    encoder's [CLS] features are computed once for all seeds. ``on_epoch`` goes to each
+    :meth:`Trainer.fit`.
+
+    ``devices`` (e.g. ``["cuda:0", "cuda:1"]`` or ``["cpu", "cpu"]``): the seeds run in parallel, one
+    spawned process per device slot (slot ``j`` runs ``seeds[j::len(devices)]`` on ``devices[j]`` with
+    ``torch.get_num_threads() // len(devices)`` threads, at least 1); the run folders and results are
+    those of the sequential run, which gives the same numbers on the same device type and thread count."""
+    seeds = [int(s) for s in seeds]
+    if devices:
+        if on_epoch is not None:
+            raise ValueError("run_seeds: on_epoch cannot reach runs in other processes (devices given)")
+        slots = list(devices)[:len(seeds)]
+        threads = max(1, torch.get_num_threads() // len(slots))
+        with ProcessPoolExecutor(len(slots), mp_context=multiprocessing.get_context("spawn"),
+                                 initializer=torch.set_num_threads, initargs=(threads,)) as pool:
+            jobs = [pool.submit(run_seeds, config, seeds[j::len(slots)], splits, out_dir=out_dir, device=str(dev),
+                                progress=bool(progress), resume=resume) for j, dev in enumerate(slots)]
+            by_seed = {r["seed"]: r for job in jobs for r in job.result()}
+        return [by_seed[s] for s in seeds]
     results: list[dict[str, Any]] = []
     shared_cache = None
     for seed in seeds:
-        cfg = config.replace(seed=int(seed))
+        cfg = config.replace(seed=seed)
         run_dir = Path(out_dir) / f"seed_{seed}" if out_dir is not None else None
         kwargs = dict(device=device, out_dir=run_dir, progress=progress, text_cache=shared_cache)
         if resume and run_dir is not None and (run_dir / "checkpoint.pt").is_file():
@@ -356,7 +381,7 @@ def run_seeds(config: MMIMConfig, seeds: Iterable[int], splits: Mapping[str, Seq
                 continue
         else:
             trainer = Trainer(cfg, splits, **kwargs)
-        results.append(trainer.fit())
+        results.append(trainer.fit(on_epoch))
         if cfg.cache_text_features and trainer.skip_text:  # seed-independent features
             shared_cache = {s: trainer.text_features(s).cpu() for s in trainer.datasets}
     return results

@@ -308,3 +308,21 @@ def test_python_dash_m_help_and_one_line_error():
     done = python_m("train", "--data", "synthmosi", "--preset", "imdb", "--out", "unused")
     assert done.returncode == 2 and done.stdout == ""
     assert done.stderr.splitlines() == [done.stderr.strip()] and "unknown preset 'imdb'" in done.stderr
+
+
+def test_labelled_fraction_and_generator_knobs_from_the_cli(tmp_path):
+    """--labeled-fraction reaches config.json, summary.json and each run; the generator knobs reach data.json and
+    change the data (face and voice without signal: the oracle's visual likelihood is flat)."""
+    out = tmp_path / "few"
+    assert cli.main(["train", *SYNTH_ARGS, "--preset", "synthmosi", "--text-encoder", "tiny", "--epochs", "1",
+                     "--labeled-fraction", "0.25", "--synth-visual-signal", "0", "--synth-irony-rate", "0.3",
+                     "--out", str(out)]) == 0
+    assert read_json(out / "config.json")["labeled_fraction"] == 0.25
+    summary = read_json(out / "summary.json")
+    assert summary["labeled_fraction"] == 0.25 and summary["use_unlabeled"] is True
+    assert (summary["runs"][0]["n_labeled"], summary["runs"][0]["n_train"]) == (16, 64)
+    synth = read_json(out / "data.json")["synth"]
+    assert (synth["visual_signal"], synth["irony_rate"], synth["acoustic_signal"]) == (0.0, 0.3, 0.2)
+    data = make_synthmosi(**{**SIZES, "visual_signal": 0.0, "irony_rate": 0.3})
+    flat = data.log_likelihood("test", "v")
+    assert np.allclose(flat, flat[:, :1])  # no visual evidence about s
