@@ -15,6 +15,7 @@ import pytest
 
 from mmim_lite import __version__
 from mmim_lite.cli import build_parser, config_from_args
+from mmim_lite.config import MMIMConfig
 from mmim_lite.synth import make_synthmosi
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -60,32 +61,35 @@ def test_regenerate_knows_only_committed_files():
     assert sorted(regenerate.commands()) == [_rel(p) for p in RESULT_FILES]
 
 
-def test_synthmosi_runs_are_what_todays_presets_and_cli_would_run():
-    """Each configuration's stored config equals the one its command line yields today; the
-    data equals today's SynthMOSI generator defaults. A changed preset, a renamed option or a
-    new default makes this fail: regenerate the file (benchmarks/regenerate.py)."""
-    data = json.loads((ROOT / "book" / "results" / "synthmosi_runs.json").read_text())
-    assert set(data["configs"]) == set(regenerate.SYNTHMOSI_CONFIGS)
+@pytest.mark.parametrize("file", sorted(regenerate.RUN_SETS))
+def test_run_sets_are_what_todays_presets_and_cli_would_run(file):
+    """Each configuration's stored config, read by today's code (fields added since take their defaults), equals
+    the one its command line yields today; its data equals what today's generator options give. A changed preset,
+    a renamed option or a new default makes this fail: regenerate the file (benchmarks/regenerate.py)."""
+    data = json.loads((ROOT / file).read_text())
+    configs = regenerate.RUN_SETS[file][0]
+    assert set(data["configs"]) == set(configs)
     parser = build_parser()
+    defaults = inspect.signature(make_synthmosi).parameters
     for key, entry in data["configs"].items():
-        assert entry["command"] == regenerate.synthmosi_command(key)
+        assert entry["command"] == regenerate.synthmosi_command(key, file=file)
         words = shlex.split(entry["command"])
         args = parser.parse_args(words[words.index("mmim-lite") + 1:])
-        today = config_from_args(args).to_dict()
-        assert entry["config"] == today, (key, {k: (entry["config"].get(k), v) for k, v in today.items()
-                                                if entry["config"].get(k) != v})
-        assert entry["seeds"] == list(range(5))
-    defaults = inspect.signature(make_synthmosi).parameters
-    for name, value in data["data"]["synth"].items():
-        default = defaults[name].default
-        assert value == (list(default) if isinstance(default, tuple) else default), name
+        today, stored = config_from_args(args).to_dict(), MMIMConfig.from_dict(entry["config"]).to_dict()
+        assert stored == today, (key, {k: (stored.get(k), v) for k, v in today.items() if stored.get(k) != v})
+        assert entry["seeds"] == list(range(args.seeds and int(args.seeds)))
+        given = {k[7:]: v for k, v in vars(args).items() if k.startswith("synth__") and v is not None}
+        for name, value in entry.get("data", data["data"]["synth"]).items():
+            default = given.get(name, defaults[name].default)
+            assert value == (list(default) if isinstance(default, tuple) else default), (key, name)
 
 
 @pytest.mark.parametrize("name", ["throughput_cpu.json", "throughput_cpu_2threads.json"])
 def test_throughput_results_are_what_todays_benchmark_would_run(name):
     data = json.loads((ROOT / "benchmarks" / "results" / name).read_text())
     throughput = _script("throughput")
-    assert data["protocol"]["mmim_config"] == throughput.cpu_config(smoke=False).to_dict()
+    stored = MMIMConfig.from_dict(data["protocol"]["mmim_config"]).to_dict()  # settings added since: defaults
+    assert stored == throughput.cpu_config(smoke=False).to_dict()
     assert data["smoke"] is False and data["part"] == "cpu"
 
 
