@@ -105,6 +105,9 @@ STUDY_CONFIGS: dict[str, tuple[str, str, str]] = {
     "lab20_semi": ("MMIM, 20% labels, MI on all clips", "labels", "--labeled-fraction 0.2"),
     "lab20_sup": ("MMIM, 20% labels only", "labels", f"--labeled-fraction 0.2 {_SUP}"),
     "lab20_no_mi": ("no MI, 20% labels only", "labels", f"--labeled-fraction 0.2 {_SUP} {_NO_MI}"),
+    # what more data closes (four times the training clips; validation and test as before), 5 seeds
+    "data4_mmim": ("MMIM, 4x training clips", "data", "--n-train 5136 --seeds 5"),
+    "data4_uni_v": ("visual only (no MI), 4x training clips", "data", f"--n-train 5136 {_UNI} v --seeds 5"),
     "uni_t": ("text only (no MI)", "unimodal", f"{_UNI} t --seeds 5"),
     "uni_v": ("visual only (no MI)", "unimodal", f"{_UNI} v --seeds 5"),
     "uni_a": ("acoustic only (no MI)", "unimodal", f"{_UNI} a --seeds 5"),
@@ -183,7 +186,7 @@ RUN_SET_TEXT = {
                             _FROZEN, "seeds 0-4 per configuration"),
     "mi_study.json": ("When do the MI terms matter? MMIM against the same model without MI terms on SynthMOSI "
                       "variants (test split, best-validation weights)", _FROZEN,
-                      "seeds 0-9 per configuration (0-4 for the unimodal models)"),
+                      "seeds 0-9 per configuration (0-4 for the unimodal and the 4x-data models)"),
     "synthmosi_ft_runs.json": ("MMIM on SynthMOSI with the text encoder fine-tuned (preset synthmosi-ft): 5 seeds",
                                _MINILM + ", fine-tuned at lr_bert 5e-5 (no feature cache)",
                                "seeds 0-4 (0-2 for the text-only model)"),
