@@ -23,7 +23,7 @@ from .config import PRESETS, MMIMConfig, check_resumable
 from .data import load_dataset
 from .formats import save_mmsa_pickle, save_mult_pickle
 from .metrics import msa_metrics
-from .runtime import resolve_device, write_csv, write_json
+from .runtime import resolve_device, strict_json, write_csv, write_json
 from .sweep import PAPER_SPACE, Sweep, load_space, run_sweep
 from .synth import make_synthmosi
 from .text import RANDOM_ENCODERS, resolve_text_encoder
@@ -298,8 +298,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     if synth is not None:  # the Bayes-optimal oracle (labels as float32, as the trainer sees them)
         summary["oracle"] = {s: msa_metrics(synth.oracle(s), np.array([x.label for x in splits[s]], np.float32))
                              for s in ("valid", "test") if len(splits[s])}
-    summary = json.loads(json.dumps(summary), parse_constant=lambda _: None)  # strict JSON: NaN std of 1 run -> null
-    write_json(summary, out / "summary.json")
+    write_json(summary := strict_json(summary), out / "summary.json")  # NaN (std of one run) -> null
     split = "test" if "test" in summary else "valid"
     for r in results:
         print(f"seed {r['seed']}: best epoch {r['best_epoch']}/{r['epochs_run']}, {split} "

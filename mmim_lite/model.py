@@ -123,9 +123,9 @@ class MMIM(nn.Module):
         """The y of each BA target modality (float32): h_y, or :func:`standardize` (h_y) with ``ba_standardize``."""
         return {m: standardize(h[m].float()) if self.config.ba_standardize else h[m].float() for m in self.memories}
 
-    def log_q(self, h: Mapping[str, Tensor]) -> dict[str, Tensor]:
-        """Eq. 4: per pair ``xy`` the per-sample log q(y | h_x), shape (B,), y from :meth:`ba_targets`."""
-        y = self.ba_targets(h)
+    def log_q(self, h: Mapping[str, Tensor], y: Mapping[str, Tensor] | None = None) -> dict[str, Tensor]:
+        """Eq. 4: per pair ``xy`` the per-sample log q(y | h_x), shape (B,); ``y``: :meth:`ba_targets` (h)."""
+        y = self.ba_targets(h) if y is None else y
         return {p: q.log_prob(h[p[0]].float(), y[p[1]]) for p, q in self.predictors.items()}
 
     def lld_loss(self, h_t: Tensor, h_v: Tensor, h_a: Tensor) -> Tensor:
@@ -142,7 +142,8 @@ class MMIM(nn.Module):
             z, pred = self.fusion(torch.cat([h[m] for m in self.config.modalities], dim=-1))
             out = MMIMOutput(pred=pred, z=z, h_t=h["t"], h_v=h["v"], h_a=h["a"])
             if self.predictors:
-                out.log_q, y = self.log_q(h), self.ba_targets(h)
+                y = self.ba_targets(h)
+                out.log_q = self.log_q(h, y)
                 if "labels" in batch:  # H(Y) needs each clip's polarity (Eq. 5); NaN (unlabelled): predicted
                     labels = batch["labels"].float()
                     labels = torch.where(labels.isnan(), pred.detach(), labels)

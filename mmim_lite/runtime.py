@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 __all__ = ["CHECKPOINT_FORMAT", "CheckpointError", "seed_everything", "resolve_device", "rng_state",
-           "set_rng_state", "atomic_path", "write_json", "write_csv", "save_checkpoint", "load_checkpoint",
+           "set_rng_state", "atomic_path", "strict_json", "write_json", "write_csv", "save_checkpoint", "load_checkpoint",
            "model_weights", "load_model_weights"]
 
 CHECKPOINT_FORMAT = "mmim-lite/2"
@@ -67,6 +67,11 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
         tmp.replace(target)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def strict_json(obj: Any) -> Any:
+    """``obj`` as strict JSON data: NaN and infinities (e.g. the std of one run) become None."""
+    return json.loads(json.dumps(obj), parse_constant=lambda _: None)
 
 
 def write_json(obj: Any, path: str | Path) -> None:

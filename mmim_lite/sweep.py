@@ -44,7 +44,7 @@ import torch
 from optuna.trial import TrialState
 
 from .config import MMIMConfig
-from .runtime import write_csv, write_json
+from .runtime import strict_json, write_csv, write_json
 from .train import Trainer, TrainingDivergedError, run_seeds, summarize_runs
 
 __all__ = ["PAPER_SPACE", "TPE_TRIALS", "SweepError", "Sweep", "load_space", "check_space", "open_storage",
@@ -223,11 +223,6 @@ def open_study(sweep: Sweep, storage: optuna.storages.RDBStorage, wait: float = 
     return study
 
 
-def _strict(obj: Any) -> Any:
-    """Strict JSON (NaN, e.g. the std of one run, becomes null)."""
-    return json.loads(json.dumps(obj), parse_constant=lambda _: None)
-
-
 def _suggest(trial: optuna.Trial, key: str, spec: Any) -> Any:
     if isinstance(spec, list):
         return trial.suggest_categorical(key, spec)
@@ -292,8 +287,8 @@ def run_worker(sweep: Sweep, splits: Mapping[str, Sequence[Any]], device: str = 
         except TrainingDivergedError as err:  # a setting that diverges is finished, not retried
             trial.set_user_attr("diverged", str(err))
             raise optuna.TrialPruned(str(err)) from None
-        summary = _strict(summarize_runs(runs))
-        trial.set_user_attr("runs", _strict(runs))
+        summary = strict_json(summarize_runs(runs))
+        trial.set_user_attr("runs", strict_json(runs))
         for split in ("valid", "test"):
             if split in summary:
                 trial.set_user_attr(split, summary[split])
