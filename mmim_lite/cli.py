@@ -38,7 +38,8 @@ SYNTH_OPTIONS = {"seed": ("--synth-seed", "S"), "n_train": ("--n-train", "N"), "
                  "acoustic_dim": ("--synth-acoustic-dim", "D"), "visual_frames": ("--synth-visual-frames", "LO,HI"),
                  "acoustic_frames": ("--synth-acoustic-frames", "LO,HI"), "irony_rate": ("--synth-irony-rate", "P"),
                  "text_noise": ("--synth-text-noise", "SD"), "visual_signal": ("--synth-visual-signal", "X"),
-                 "acoustic_signal": ("--synth-acoustic-signal", "X")}
+                 "acoustic_signal": ("--synth-acoustic-signal", "X"),
+                 "n_speakers": ("--synth-speakers", "TRAIN,VALID,TEST")}
 _MAIN_METRICS = ("mae", "corr", "acc7", "acc2_has0", "acc2_non0", "f1_non0")
 
 
@@ -61,9 +62,14 @@ def _names(text: str) -> tuple[str, ...]:
     return () if text.lower() == "none" else tuple(s.strip() for s in text.split(",") if s.strip())
 
 
-def _int_pair(text: str) -> list[int]:
-    lo, hi = (int(v) for v in text.split(","))
-    return [lo, hi]
+def _ints(metavar: str) -> Callable[[str], list[int]]:
+    """Parser of as many comma-separated ints as ``metavar`` names (e.g. LO,HI)."""
+    def parse(text: str) -> list[int]:
+        if len(values := [int(v) for v in text.split(",")]) != metavar.count(",") + 1:
+            raise ValueError(text)
+        return values
+    parse.__name__ = metavar  # argparse: "invalid LO,HI value: ..."
+    return parse
 
 
 def _field_parser(hint: Any) -> tuple[Callable[[str], Any], str]:
@@ -94,7 +100,7 @@ def _add_data_options(parser: argparse.ArgumentParser, data: bool = True, requir
     defaults = inspect.signature(make_synthmosi).parameters
     for key, (flag, metavar) in SYNTH_OPTIONS.items():
         flags = [flag, "--seed"] if (not data and key == "seed") else [flag]  # synth: --seed too
-        parse = {"LO,HI": _int_pair, "N": int, "S": int, "D": int}.get(metavar, float)
+        parse = _ints(metavar) if "," in metavar else int if metavar in ("N", "S", "D") else float
         group.add_argument(*flags, dest=f"synth__{key}", type=parse, metavar=metavar,
                            help=f"SynthMOSI {key.replace('_', ' ')} (default {defaults[key].default})")
 

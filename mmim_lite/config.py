@@ -10,12 +10,13 @@ import typing
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping
 
-__all__ = ["ConfigError", "ModelConfig", "MMIMConfig", "PAIR_NAMES", "CPC_NAMES", "ENTROPY_MODES",
+__all__ = ["ConfigError", "ModelConfig", "MMIMConfig", "PAIR_NAMES", "CPC_NAMES", "ENTROPY_MODES", "FRAME_ENCODERS",
            "PRESETS", "RESUMABLE_FIELDS", "check_resumable"]
 
 PAIR_NAMES = ("tv", "ta", "va")  #: BA pairs xy of Eq. 9 (x = first letter, y = second)
 CPC_NAMES = ("t", "v", "a")  #: targets m of the CPC terms L_N^{z,m} (Eq. 12)
 ENTROPY_MODES = ("gmm", "gaussian")  #: polarity GMM (Eq. 8) or one Gaussian (Table 4 "w/o GMM")
+FRAME_ENCODERS = ("lstm", "mean")  #: Eq. 2's sLSTM, or the mean of the real frames (not in the paper)
 _C = typing.TypeVar("_C", bound="ModelConfig")
 
 
@@ -48,6 +49,8 @@ class ModelConfig:
     acoustic_hidden: int = _f(32, "A-LSTM hidden size (Table 3)", *_POSITIVE)
     visual_out: int = _f(16, "size of h_v after the linear map (not in the paper)", *_POSITIVE)
     acoustic_out: int = _f(16, "size of h_a after the linear map (not in the paper)", *_POSITIVE)
+    frame_encoder: str = _f("lstm", "'lstm' (Eq. 2's sLSTM) or 'mean' (the mean of the real frames, not in the paper)",
+                            FRAME_ENCODERS.__contains__, f"one of {FRAME_ENCODERS}")
     fusion_dim: int = _f(128, "size of Z (Sec. 4.3)", *_POSITIVE)
     dropout: float = _f(0.1, "dropout at the input of the fusion network", lambda v: 0 <= v < 1, "in [0, 1)")
     predictor_hidden: int | None = _f(None, "hidden size of q's networks (none: max(64, d_y))",

@@ -18,17 +18,22 @@ __all__ = ["SequenceEncoder", "FusionNetwork", "MMIMOutput", "MMIM"]
 
 
 class SequenceEncoder(nn.Module):
-    """Eq. 2's sLSTM for m in {v, a}: an LSTM over each sample's real frames (packed), then Linear."""
+    """Eq. 2's sLSTM for m in {v, a}: an LSTM over each sample's real frames (packed), then Linear; ``mean=True``:
+    the mean of the real frames instead of the LSTM (not in the paper; frame_encoder 'mean')."""
 
-    def __init__(self, in_dim: int, hidden: int, out_dim: int) -> None:
+    def __init__(self, in_dim: int, hidden: int, out_dim: int, mean: bool = False) -> None:
         super().__init__()
-        self.lstm = nn.LSTM(in_dim, hidden, num_layers=1, batch_first=True)
-        self.proj = nn.Linear(hidden, out_dim)
+        self.in_dim = in_dim
+        self.lstm = None if mean else nn.LSTM(in_dim, hidden, num_layers=1, batch_first=True)
+        self.proj = nn.Linear(in_dim if mean else hidden, out_dim)
 
     def forward(self, x: Tensor, lengths: Tensor) -> Tensor:
-        if x.ndim != 3 or x.shape[2] != self.lstm.input_size:
-            raise ValueError(f"expected a (B, L, {self.lstm.input_size}) sequence batch, got {tuple(x.shape)}")
+        if x.ndim != 3 or x.shape[2] != self.in_dim:
+            raise ValueError(f"expected a (B, L, {self.in_dim}) sequence batch, got {tuple(x.shape)}")
         lengths = lengths.detach().to("cpu", torch.int64).clamp(min=1, max=x.shape[1])
+        if self.lstm is None:
+            real = torch.arange(x.shape[1])[None] < lengths[:, None]  # (B, L): True on the real frames
+            return self.proj((x * real.to(x)[..., None]).sum(1) / lengths.to(x)[:, None])
         _, (h_n, _) = self.lstm(pack_padded_sequence(x, lengths, batch_first=True, enforce_sorted=False))
         return self.proj(h_n[-1])
 
@@ -79,8 +84,9 @@ class MMIM(nn.Module):
         if config.freeze_text:
             self.text_model.requires_grad_(False)
         self.dims = dims = {"t": self.text_model.config.hidden_size, "v": config.visual_out, "a": config.acoustic_out}
-        self.visual_enc = SequenceEncoder(visual_dim, config.visual_hidden, config.visual_out)
-        self.acoustic_enc = SequenceEncoder(acoustic_dim, config.acoustic_hidden, config.acoustic_out)
+        mean = config.frame_encoder == "mean"
+        self.visual_enc = SequenceEncoder(visual_dim, config.visual_hidden, config.visual_out, mean)
+        self.acoustic_enc = SequenceEncoder(acoustic_dim, config.acoustic_hidden, config.acoustic_out, mean)
         self.fusion = FusionNetwork(sum(dims[m] for m in config.modalities), config.fusion_dim, config.dropout)
         self.predictors = nn.ModuleDict({p: GaussianPredictor(dims[p[0]], dims[p[1]], config.predictor_hidden,
                                                               config.q_min_logvar) for p in config.ba_pairs})  # Eq. 4

@@ -193,6 +193,8 @@ def make_synthmosi(n_train: int = 1284, n_valid: int = 229, n_test: int = 686, s
     for name, value in [*sizes.items(), ("visual_dim", visual_dim), ("acoustic_dim", acoustic_dim)]:
         if int(value) != value or value < (0 if name in SPLITS else 1):
             raise ValueError(f"expected a non-negative integer {name}, found {value!r}")
+    if len(n_speakers) != 3 or any(int(v) != v or v < 1 for v in n_speakers):
+        raise ValueError(f"expected n_speakers = (train, valid, test), each >= 1, found {tuple(n_speakers)}")
     for name, (lo, hi) in (("visual_frames", visual_frames), ("acoustic_frames", acoustic_frames)):
         if not 1 <= lo <= hi:
             raise ValueError(f"expected {name} = (lo, hi) with 1 <= lo <= hi, found {(lo, hi)}")

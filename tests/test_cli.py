@@ -310,19 +310,24 @@ def test_python_dash_m_help_and_one_line_error():
     assert done.stderr.splitlines() == [done.stderr.strip()] and "unknown preset 'imdb'" in done.stderr
 
 
-def test_labelled_fraction_and_generator_knobs_from_the_cli(tmp_path):
+def test_labelled_fraction_and_generator_knobs_from_the_cli(tmp_path, capsys):
     """--labeled-fraction reaches config.json, summary.json and each run; the generator knobs reach data.json and
     change the data (face and voice without signal: the oracle's visual likelihood is flat)."""
     out = tmp_path / "few"
     assert cli.main(["train", *SYNTH_ARGS, "--preset", "synthmosi", "--text-encoder", "tiny", "--epochs", "1",
                      "--labeled-fraction", "0.25", "--synth-visual-signal", "0", "--synth-irony-rate", "0.3",
-                     "--out", str(out)]) == 0
+                     "--synth-speakers", "8,3,4", "--frame-encoder", "mean", "--out", str(out)]) == 0
     assert read_json(out / "config.json")["labeled_fraction"] == 0.25
+    assert read_json(out / "config.json")["frame_encoder"] == "mean"
     summary = read_json(out / "summary.json")
     assert summary["labeled_fraction"] == 0.25 and summary["use_unlabeled"] is True
     assert (summary["runs"][0]["n_labeled"], summary["runs"][0]["n_train"]) == (16, 64)
     synth = read_json(out / "data.json")["synth"]
     assert (synth["visual_signal"], synth["irony_rate"], synth["acoustic_signal"]) == (0.0, 0.3, 0.2)
+    assert synth["n_speakers"] == [8, 3, 4]
+    for wrong in ("8,3", "8,3,x"):  # three ints or a usage error naming the option and the form
+        assert cli.main(["train", *SYNTH_ARGS, "--synth-speakers", wrong, "--out", str(tmp_path / "no")]) == 2
+        assert f"--synth-speakers: invalid TRAIN,VALID,TEST value: '{wrong}'" in capsys.readouterr().err
     data = make_synthmosi(**{**SIZES, "visual_signal": 0.0, "irony_rate": 0.3})
     flat = data.log_likelihood("test", "v")
     assert np.allclose(flat, flat[:, :1])  # no visual evidence about s

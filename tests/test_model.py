@@ -135,6 +135,25 @@ def test_sequence_encoder_uses_each_sample_last_real_frame():
     torch.testing.assert_close(enc(x2, lengths), out)
 
 
+def test_mean_frame_encoder_averages_each_sample_real_frames(tiny):
+    """frame_encoder 'mean': Linear of the mean of the real frames (padding ignored); the model uses it for v and a."""
+    torch.manual_seed(0)
+    enc = SequenceEncoder(4, 8, 3, mean=True)
+    assert enc.lstm is None
+    x, lengths = torch.randn(5, 7, 4), torch.tensor([7, 1, 3, 5, 2])
+    out = enc(x, lengths)
+    for i, n in enumerate(lengths.tolist()):
+        torch.testing.assert_close(out[i], enc.proj(x[i, :n].mean(0)))
+    x2 = x.clone()
+    x2[1, 1:] = 99.0  # padding content must not matter
+    torch.testing.assert_close(enc(x2, lengths), out)
+    model = make_model(tiny, frame_encoder="mean")
+    assert model.visual_enc.lstm is None and model.acoustic_enc.lstm is None
+    assert model.visual_enc.proj.in_features == V_DIM and model.acoustic_enc.proj.in_features == A_DIM
+    with pytest.raises(ConfigError, match="frame_encoder"):
+        MMIMConfig(frame_encoder="gru")
+
+
 # ----------------------------------------------------------------------------- forward
 def test_forward_structure_and_shapes(tiny):
     model = make_model(tiny, ba_pairs=("tv", "ta", "va")).eval()

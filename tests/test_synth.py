@@ -75,6 +75,14 @@ def test_configurable_real_sizes():
         make_synthmosi(visual_frames=(0, 5))
     with pytest.raises(ValueError):
         make_synthmosi(irony_rate=1.5)
+    with pytest.raises(ValueError, match="n_speakers"):
+        make_synthmosi(n_speakers=(52, 10))
+
+
+def test_number_of_speakers_is_a_knob():
+    d = make_synthmosi(400, 40, 60, seed=0, n_speakers=(200, 4, 30))
+    speakers = {s: {x.id.rsplit("_", 1)[0] for x in d.splits[s]} for s in SPLITS}
+    assert [len(speakers[s]) for s in SPLITS] == [200, 4, 30]
 
 
 def test_text_bucket_is_observable_from_text(mosi):
