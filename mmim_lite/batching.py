@@ -20,7 +20,7 @@ class MSADataset(Dataset):
     the paper). Items: the :data:`TEXT_KEYS` ((max_length,) long), ``visual``, ``acoustic``, ``label``, ``index``."""
 
     def __init__(self, samples: Sequence[Sample], tokenizer: Callable[..., Any], max_length: int = 50) -> None:
-        self.samples, self.max_length, texts = samples, max_length, [s.text for s in samples]
+        self.samples, texts = samples, [s.text for s in samples]
         kwargs = dict(padding="max_length", truncation=True, max_length=max_length, return_tensors="np")
         enc = tokenizer(texts, **kwargs) if texts else {}
         shape = (len(texts), max_length)

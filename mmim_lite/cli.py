@@ -5,7 +5,6 @@ Bad input ends with one line ``mmim-lite: error: ...``, exit status 2 (``MMIM_LI
 from __future__ import annotations
 
 import argparse
-import contextlib
 import csv
 import dataclasses
 import inspect
@@ -197,7 +196,7 @@ def config_from_args(args: argparse.Namespace) -> MMIMConfig:
         except ValueError:
             raise CLIError(f"--set {key}: invalid {_FIELDS[key][2].lower()} value {text!r}") from None
     overrides.update({k[5:]: v for k, v in vars(args).items() if k.startswith("cfg__")})  # given options only
-    path = getattr(args, "config", None)
+    path = args.config
     if path is None:
         return MMIMConfig.preset(args.preset or "synthmosi", **overrides)
     if args.preset is not None:
@@ -223,21 +222,26 @@ def _seed_list(text: str, config: MMIMConfig) -> list[int]:
     return seeds
 
 
-def _check_text_encoder(config: MMIMConfig) -> None:
-    """A bad text encoder name fails before anything is written."""
-    if config.text_encoder not in (*RANDOM_ENCODERS, "minilm"):
+def _run_inputs(args: argparse.Namespace) -> tuple[MMIMConfig, list[int], dict[str, Any], Path]:
+    """``train``'s and ``sweep``'s config, seeds, data spec and output folder, checked before anything is written."""
+    config = config_from_args(args)
+    seeds, spec, out = _seed_list(args.seeds, config), _data_spec(args), Path(args.out).expanduser()
+    if out.exists() and not out.is_dir():
+        raise CLIError(f"--out {args.out!r} is a file, expected a folder")
+    if config.text_encoder not in (*RANDOM_ENCODERS, "minilm"):  # a bad name fails here, not after loading data
         resolve_text_encoder(config.text_encoder)
+    return config, seeds, spec, out
 
 
 def _data_spec(args: argparse.Namespace, stored: dict[str, Any] | None = None) -> dict[str, Any]:
     """What to load (``{"source": "synthmosi" | "file", ...}``): the command line, else ``stored``, else defaults."""
     given = {k[7:]: v for k, v in vars(args).items() if k.startswith("synth__") and v is not None}
-    data = getattr(args, "data", None)
+    data = args.data
     if data is None:
         if stored is None:
             raise CLIError("--data is required (no data.json beside the checkpoint or one folder up)")
         if stored.get("source") != "synthmosi":
-            return dict(stored)
+            return stored
         data = "synthmosi"
     if data.lower() == "synthmosi":
         params = inspect.signature(make_synthmosi).parameters
@@ -246,13 +250,10 @@ def _data_spec(args: argparse.Namespace, stored: dict[str, Any] | None = None) -
         return {"source": "synthmosi", "synth": {**defaults, **base, **given}}
     if given:
         raise CLIError("SynthMOSI generator options apply only to --data synthmosi")
-    path = Path(data).expanduser()
-    if not path.exists():
-        raise CLIError(f"--data {data!r}: no such file or folder (expected 'synthmosi' or a released pickle)")
-    csv_path = getattr(args, "label_csv", None)
+    csv_path = args.label_csv
     if csv_path is not None and not Path(csv_path).expanduser().is_file():
         raise CLIError(f"--label-csv {csv_path!r}: no such file")
-    return {"source": "file", "path": str(path.resolve()),
+    return {"source": "file", "path": str(Path(data).expanduser().resolve()),
             "label_csv": str(Path(csv_path).expanduser().resolve()) if csv_path else None}
 
 
@@ -272,30 +273,31 @@ def _read_json(path: Path) -> dict[str, Any] | None:
         raise CLIError(f"cannot read {path}: {err}") from None
 
 
+def _mean_std(stats: dict[str, Any]) -> str:
+    """The main metrics as "mae 0.812 ± 0.010, corr ..." (no ± for one run)."""
+    return ", ".join(f"{k} {stats[k]['mean']:.3f}" + ("" if stats[k]["std"] is None else f" ± {stats[k]['std']:.3f}")
+                     for k in _MAIN_METRICS)
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     """``mmim-lite train``: :func:`~mmim_lite.train.run_seeds`, then all seeds' history.csv and summary.json."""
-    config = config_from_args(args)
-    seeds = _seed_list(args.seeds, config)
-    spec, out = _data_spec(args), Path(args.out).expanduser()
-    if out.exists() and not out.is_dir():
-        raise CLIError(f"--out {args.out!r} is a file, expected a folder")
+    config, seeds, spec, out = _run_inputs(args)
     if args.resume:  # continuing a run with other settings would mix two experiments
         data_before, config_before = _read_json(out / "data.json"), _read_json(out / "config.json")
-        if data_before not in (None, json.loads(json.dumps(spec))):
+        if data_before not in (None, spec):
             diff = sorted(k for k in set(data_before) | set(spec) if data_before.get(k) != spec.get(k))
             raise CLIError(f"--resume: {out / 'data.json'} differs from this command in {diff}")
         if config_before is not None:  # only epochs and patience may be raised
             check_resumable(MMIMConfig.from_dict(config_before), config, f"--resume: {out / 'config.json'}")
     devices = [str(resolve_device(d)) for d in args.devices or ()]
     device = ",".join(dict.fromkeys(devices)) if devices else str(resolve_device(args.device))
-    _check_text_encoder(config)
     splits, synth = _load(spec)
     write_json(config.to_dict(), out / "config.json")
     write_json(spec, out / "data.json")
     results = run_seeds(config, seeds, splits, out_dir=out, device=device, resume=args.resume, devices=devices)
     history = []  # all seeds' per-epoch rows in one table, with a seed column
     for seed in seeds:
-        with contextlib.suppress(FileNotFoundError), open(out / f"seed_{seed}" / "history.csv", newline="") as fh:
+        with open(out / f"seed_{seed}" / "history.csv", newline="") as fh:
             history += [{"seed": seed, **row} for row in csv.DictReader(fh)]
     write_csv(history, out / "history.csv")
     summary = {"preset": config.preset_name, "text_encoder": config.text_encoder, "device": device, "data": spec,
@@ -309,9 +311,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     for r in results:
         print(f"seed {r['seed']}: best epoch {r['best_epoch']}/{r['epochs_run']}, {split} "
               + " ".join(f"{k} {r[split][k]:.3f}" for k in ("mae", "corr", "acc2_non0")))
-    stats = summary[split]
-    print(f"{split} over {len(results)} seed(s): " + ", ".join(f"{k} {stats[k]['mean']:.3f}" + (
-        "" if stats[k]["std"] is None else f" ± {stats[k]['std']:.3f}") for k in _MAIN_METRICS))
+    print(f"{split} over {len(results)} seed(s): " + _mean_std(summary[split]))
     if split in summary.get("oracle", {}):
         print(f"oracle {split}: " + ", ".join(f"{k} {summary['oracle'][split][k]:.3f}" for k in _MAIN_METRICS))
     print(f"wrote {out / 'summary.json'}")
@@ -320,23 +320,18 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 def cmd_sweep(args: argparse.Namespace) -> int:
     """``mmim-lite sweep``: :func:`~mmim_lite.sweep.run_sweep`, then the best setting (its test metrics only)."""
-    config = config_from_args(args)
-    seeds, spec, out = _seed_list(args.seeds, config), _data_spec(args), Path(args.out).expanduser()
-    if out.exists() and not out.is_dir():
-        raise CLIError(f"--out {args.out!r} is a file, expected a folder")
+    config, seeds, spec, out = _run_inputs(args)
     for flag in ("trials", "workers", "heartbeat", "top"):
         if getattr(args, flag) is not None and getattr(args, flag) < 1:
             raise CLIError(f"--{flag} must be >= 1, got {getattr(args, flag)}")
     devices = [str(resolve_device(d)) for d in args.devices or ("auto",)]
     space = load_space(args.space, args.sampler, config)
-    _check_text_encoder(config)
     storage = args.storage or f"sqlite:///{out.resolve() / 'study.db'}"
     data = {k: Path(v).name if k in ("path", "label_csv") and v else v for k, v in spec.items()}  # any machine
     sweep = Sweep(base=config, space=space, seeds=tuple(seeds), sampler=args.sampler, trials=args.trials,
-                  storage=storage, study=args.study, prune=args.prune, heartbeat=args.heartbeat,
-                  data=json.loads(json.dumps(data)))
-    out.mkdir(parents=True, exist_ok=True)
+                  storage=storage, study=args.study, prune=args.prune, heartbeat=args.heartbeat, data=data)
     splits, _ = _load(spec)
+    out.mkdir(parents=True, exist_ok=True)
     workers = args.workers or (len(devices) if args.devices else 1)
     report = run_sweep(sweep, splits, out, devices=devices, workers=workers, top=args.top)
     best = report["best"]
@@ -344,9 +339,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
           + " ".join(f"{k}={v}" for k, v in best["params"].items()))
     for split in ("valid", "test"):  # test: reported for the best setting only
         if split in best:
-            stats = best[split]
-            print(f"best {split} over {len(seeds)} seed(s): " + ", ".join(f"{k} {stats[k]['mean']:.3f}" + (
-                "" if stats[k]["std"] is None else f" ± {stats[k]['std']:.3f}") for k in _MAIN_METRICS))
+            print(f"best {split} over {len(seeds)} seed(s): " + _mean_std(best[split]))
     print("wrote " + ", ".join(str(out / name) for name in report["files"]))
     return 0
 

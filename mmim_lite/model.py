@@ -115,9 +115,8 @@ class MMIM(nn.Module):
 
     def encode_text(self, batch: Mapping[str, Tensor]) -> Tensor:
         """Eq. 2: h_t, the last layer's [CLS] vector (B, d_t)."""
-        with torch.set_grad_enabled(torch.is_grad_enabled() and not self.config.freeze_text):
-            return cls_features(self.text_model, batch["input_ids"], batch["attention_mask"],
-                                batch.get("token_type_ids"), packed=self.config.pack_text)
+        return cls_features(self.text_model, batch["input_ids"], batch["attention_mask"], batch.get("token_type_ids"),
+                            packed=self.config.pack_text)
 
     def encode(self, batch: Mapping[str, Tensor], h_t: Tensor | None = None) -> tuple[Tensor, Tensor, Tensor]:
         """Eq. 2: ``(h_t, h_v, h_a)``; a given ``h_t`` (cached [CLS] features) skips the text encoder."""

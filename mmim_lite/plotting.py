@@ -1,7 +1,5 @@
-"""The book's figure style in one place: every chapter that draws calls :func:`use_book_style` first.
-
-Only looks are set here (fonts, grid, spines, legend, a colour-blind-safe colour cycle); figure
-sizes stay with each figure, so a figure's size does not depend on this module."""
+"""The book's figure style in one place: every chapter that draws calls :func:`use_book_style` first. Only looks
+are set here; figure sizes stay with each figure."""
 
 from __future__ import annotations
 

@@ -82,9 +82,7 @@ def write_json(obj: Any, path: str | Path) -> None:
 
 def write_csv(rows: Sequence[Mapping[str, Any]], path: str | Path) -> None:
     """Write a list of dicts as CSV; columns are the union of keys in first-seen order."""
-    columns: dict[str, None] = {}
-    for row in rows:
-        columns.update(dict.fromkeys(row))
+    columns = dict.fromkeys(key for row in rows for key in row)
     with atomic_path(path) as tmp, tmp.open("w", newline="") as fh:
         writer = csv.DictWriter(fh, fieldnames=list(columns))
         writer.writeheader()

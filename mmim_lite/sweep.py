@@ -55,7 +55,6 @@ PAPER_SPACE: dict[str, list[Any]] = {
     "batch_size": [32, 64], "lr_lld": [1e-3, 5e-3], "lr_main": [5e-4, 1e-3, 5e-3], "alpha": [0.05, 0.1, 0.3],
     "beta": [0.05, 0.1, 0.3], "visual_hidden,acoustic_hidden": [32, 64], "memory_size": [1, 2, 3]}
 TPE_TRIALS = 50  #: settings a TPE sweep tries unless told otherwise
-_RANGE_KEYS = ("low", "high", "log", "step")
 _NOT_SWEPT = ("seed", "preset_name")  # seeds are the sweep's own; the name is informational
 _TYPES = typing.get_type_hints(MMIMConfig)
 
@@ -110,7 +109,7 @@ def check_space(space: Any, sampler: str, base: MMIMConfig, where: str) -> dict[
         raise SweepError(f'{where}: expected a non-empty JSON object such as {{"alpha": [0.1, 0.3]}}')
     out: dict[str, Any] = {}
     for key, values in space.items():
-        names = [n.strip() for n in str(key).split(",")]
+        names = [n.strip() for n in key.split(",")]
         if bad := [n for n in names if n not in _TYPES or n in _NOT_SWEPT]:
             raise SweepError(f"{where}: unknown parameter {bad[0]!r} (expected MMIMConfig fields other "
                              f"than {' and '.join(_NOT_SWEPT)}, e.g. alpha or 'visual_hidden,acoustic_hidden')")
@@ -124,7 +123,7 @@ def check_space(space: Any, sampler: str, base: MMIMConfig, where: str) -> dict[
                 raise SweepError(f"{where}: {key!r} is a range; --sampler grid needs a list of values "
                                  "(or use --sampler tpe)")
             numeric = all(_TYPES[n] in (int, float) for n in names)
-            if set(values) - set(_RANGE_KEYS) or {"low", "high"} - set(values) or not numeric or \
+            if set(values) - {"low", "high", "log", "step"} or {"low", "high"} - set(values) or not numeric or \
                     not all(isinstance(values[k], (int, float)) and not isinstance(values[k], bool)
                             for k in ("low", "high")) or not values["low"] < values["high"]:
                 raise SweepError(f"{where}: {key!r}: expected a range {{\"low\": L, \"high\": H}} with L < H of a "
@@ -151,8 +150,6 @@ def load_space(text: str, sampler: str, base: MMIMConfig) -> dict[str, Any]:
     if text == "paper":
         return check_space(PAPER_SPACE, sampler, base, "--space paper")
     path = Path(text).expanduser()
-    if not path.is_file():
-        raise SweepError(f"--space {text!r}: no such file (expected 'paper' or a JSON file)")
     try:
         space = json.loads(path.read_text())
     except (OSError, ValueError) as err:
@@ -223,14 +220,6 @@ def open_study(sweep: Sweep, storage: optuna.storages.RDBStorage, wait: float = 
     return study
 
 
-def _suggest(trial: optuna.Trial, key: str, spec: Any) -> Any:
-    if isinstance(spec, list):
-        return trial.suggest_categorical(key, spec)
-    kind = trial.suggest_int if _TYPES[key.split(",")[0]] is int else trial.suggest_float
-    return kind(key, spec["low"], spec["high"], log=bool(spec.get("log")),
-                **({"step": spec["step"]} if spec.get("step") else {}))
-
-
 def _requeue(study: optuna.Study, number: int) -> bool:
     """Queue trial ``number``'s setting again if it failed; False (nothing done) if a retry of it exists."""
     trials = study.get_trials(deepcopy=False)
@@ -263,16 +252,27 @@ def run_worker(sweep: Sweep, splits: Mapping[str, Sequence[Any]], device: str = 
     if threads:
         torch.set_num_threads(threads)
     optuna.logging.set_verbosity(optuna.logging.ERROR)  # errors: one line
-    study = open_study(sweep, open_storage(sweep.storage, sweep.heartbeat))
+    storage = open_storage(sweep.storage, sweep.heartbeat)
+    study, study_id = open_study(sweep, storage), storage.get_study_id_from_name(sweep.study)
     budget = None if sweep.sampler == "grid" else sweep.trials or TPE_TRIALS
     current: list[optuna.Trial] = []
 
     def objective(trial: optuna.Trial) -> float:
         current[:] = [trial]
-        trial.set_user_attr("started", trial.number)  # heartbeats run (a retry's copy names the old number)
+        # a heartbeat before "started" (Optuna's heartbeat thread may not have written its first one yet): from
+        # here on, a killed worker's trial turns stale (a retry's copy of "started" names the old number)
+        storage.record_heartbeat(storage.get_trial_id_from_study_id_trial_number(study_id, trial.number))
+        trial.set_user_attr("started", trial.number)
         if sweep.sampler == "grid" and "grid_point" not in trial.user_attrs:
             raise optuna.TrialPruned("no queued grid point was left (another worker took the last one)")
-        params = {key: _suggest(trial, key, spec) for key, spec in sweep.space.items()}
+        params = {}
+        for key, spec in sweep.space.items():
+            if isinstance(spec, list):
+                params[key] = trial.suggest_categorical(key, spec)
+            else:
+                suggest = trial.suggest_int if _TYPES[key.split(",")[0]] is int else trial.suggest_float
+                params[key] = suggest(key, spec["low"], spec["high"], log=bool(spec.get("log")),
+                                      **({"step": spec["step"]} if spec.get("step") else {}))
         config = sweep.config(params)
         trial.set_user_attr("worker", f"{socket.gethostname()}:{os.getpid()}")
         trial.set_user_attr("device", str(device))
@@ -345,18 +345,16 @@ def write_report(study: optuna.Study, sweep: Sweep, out_dir: str | Path, top: in
     info = {"trial": best.number, "params": best.params, "value": best.value, "seeds": list(sweep.seeds),
             **{k: best.user_attrs[k] for k in ("valid", "test", "runs") if k in best.user_attrs}}
     write_json(info, out / "best.json")
-    files = ["best_config.json", "best.json", "top.csv", "top.md", "history.png"]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        figures = {"history.png": lambda: optuna_plots.plot_optimization_history(study)}
+        figures = {"history.png": optuna_plots.plot_optimization_history(study).figure}
         varied = [k for k in sweep.space if len({json.dumps(t.params.get(k)) for t in trials}) > 1]
         if len(trials) >= 2 and varied:  # importances need two settings and a parameter that varies
-            figures["importances.png"] = lambda: optuna_plots.plot_param_importances(study, params=varied)
-            files.append("importances.png")
-        for name, plot in figures.items():
-            fig = plot().figure
-            fig.savefig(out / name, dpi=120, bbox_inches="tight")
-            plt.close(fig)
+            figures["importances.png"] = optuna_plots.plot_param_importances(study, params=varied).figure
+    for name, fig in figures.items():
+        fig.savefig(out / name, dpi=120, bbox_inches="tight")
+        plt.close(fig)
+    files = ["best_config.json", "best.json", "top.csv", "top.md", *figures]
     states = [t.state for t in study.get_trials(deepcopy=False)]
     return {"n_points": len(sweep.points) or sweep.trials or TPE_TRIALS, "n_complete": len(trials),
             "n_pruned": states.count(TrialState.PRUNED), "n_failed": states.count(TrialState.FAIL),

@@ -20,7 +20,6 @@ __all__ = ["TextEncoderError", "resolve_text_encoder", "cls_features", "packable
 #: Shape of the randomly initialised "tiny" BERT used by tests (vocabulary: bert-base-uncased's).
 TINY_BERT: dict[str, int] = dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
                                  intermediate_size=64, max_position_embeddings=128)
-#: Text-encoder names that are randomly initialised (not pretrained).
 RANDOM_ENCODERS = ("tiny", "bert-base-random")
 
 

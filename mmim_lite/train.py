@@ -120,39 +120,6 @@ class Trainer:
         if self.out_dir is not None:
             write_json(config.to_dict(), self.out_dir / "config.json")
 
-    def _autocast(self) -> contextlib.AbstractContextManager:
-        if self.device.type == "cuda" and self.config.bf16:
-            return torch.autocast("cuda", dtype=torch.bfloat16)
-        return contextlib.nullcontext()
-
-    def _batches(self, split: str, shuffle_seed: int | None = None, limit: int | None = None,
-                 desc: str = "") -> Iterator[dict[str, torch.Tensor]]:
-        if split not in self.datasets:
-            raise ValueError(f"no {split!r} split in this trainer (have {sorted(self.datasets)})")
-        train = shuffle_seed is not None
-        loader = DataLoader(self.datasets[split], shuffle=train, collate_fn=collate_batch,
-                            batch_size=self.config.batch_size if train else self.config.eval_batch_size,
-                            generator=torch.Generator().manual_seed(shuffle_seed or 0))
-        total = len(loader) if limit is None else min(limit, len(loader))
-        for batch in tqdm(itertools.islice(loader, total), total=total, desc=desc or split, leave=False,
-                          disable=not self.progress, dynamic_ncols=True):
-            yield {k: v.to(self.device, non_blocking=True) for k, v in batch.items()}
-
-    def text_features(self, split: str) -> torch.Tensor:
-        """[CLS] features (N, d_t) of a split from the frozen text encoder, computed once."""
-        if split not in self._text_cache:
-            self.model.eval()
-            with torch.no_grad(), self._autocast():
-                rows = [self.model.encode_text(b).float() for b in self._batches(split, desc=f"[CLS] {split}")]
-            self._text_cache[split] = torch.cat(rows)
-        return self._text_cache[split]
-
-    def _h_t(self, split: str, batch: Mapping[str, torch.Tensor]) -> torch.Tensor | None:
-        return self.text_features(split)[batch["index"]] if self.config.cache_text_features else None
-
-    def _shuffle_seed(self, stage: int) -> int:  # each epoch and stage its own order, whatever the RNG state
-        return (self.config.seed * 1_000_003 + self.epoch * 2 + stage) % 2**63
-
     def stage1_epoch(self) -> dict[str, float]:
         """Stage 1: minimise L_lld (Eq. 4) over theta_q only, on D_sub (the first ``stage1_fraction``
         of the shuffled batches). Returns the epoch mean ({} without BA pairs)."""
@@ -245,10 +212,9 @@ class Trainer:
         return self.epoch >= self.config.epochs or stopped
 
     def fit(self, on_epoch: Callable[["Trainer", dict[str, Any]], None] | None = None) -> dict[str, Any]:
-        """Epochs until done, then the best weights' ``{"seed", "best_epoch", "epochs_run", "valid",
-        "test"}`` (test only with a test split); also ``metrics.json`` with an ``out_dir``.
-        ``on_epoch(trainer, row)`` is called after each epoch with its history row (an exception it
-        raises stops the run, e.g. a hyper-parameter search pruning it)."""
+        """Epochs until :attr:`done`, then the best weights' result (``valid`` and, with a test split, ``test``
+        metrics; also ``metrics.json``). ``on_epoch(trainer, row)`` runs after each epoch with its history row;
+        an exception it raises stops the run (e.g. a hyper-parameter search pruning it)."""
         with tqdm(total=self.config.epochs, initial=self.epoch, desc="epochs", disable=not self.progress) as bar:
             while not self.done:
                 row = self.train_epoch()
@@ -267,7 +233,6 @@ class Trainer:
             write_json(result, self.out_dir / "metrics.json")
         return result
 
-    @torch.no_grad()
     def predict(self, split: str) -> tuple[np.ndarray, np.ndarray]:
         """``(predictions, truths)`` of the current model on a split, in dataset order."""
         self.model.eval()
@@ -286,6 +251,39 @@ class Trainer:
         """Load the best-validation weights into the model (no-op if none recorded)."""
         if self.best_state is not None:
             load_model_weights(self.model, self.best_state, self.skip_text)
+
+    def _autocast(self) -> contextlib.AbstractContextManager:
+        if self.device.type == "cuda" and self.config.bf16:
+            return torch.autocast("cuda", dtype=torch.bfloat16)
+        return contextlib.nullcontext()
+
+    def _batches(self, split: str, shuffle_seed: int | None = None, limit: int | None = None,
+                 desc: str = "") -> Iterator[dict[str, torch.Tensor]]:
+        if split not in self.datasets:
+            raise ValueError(f"no {split!r} split in this trainer (have {sorted(self.datasets)})")
+        train = shuffle_seed is not None
+        loader = DataLoader(self.datasets[split], shuffle=train, collate_fn=collate_batch,
+                            batch_size=self.config.batch_size if train else self.config.eval_batch_size,
+                            generator=torch.Generator().manual_seed(shuffle_seed or 0))
+        total = len(loader) if limit is None else min(limit, len(loader))
+        for batch in tqdm(itertools.islice(loader, total), total=total, desc=desc or split, leave=False,
+                          disable=not self.progress, dynamic_ncols=True):
+            yield {k: v.to(self.device, non_blocking=True) for k, v in batch.items()}
+
+    def text_features(self, split: str) -> torch.Tensor:
+        """[CLS] features (N, d_t) of a split from the frozen text encoder, computed once."""
+        if split not in self._text_cache:
+            self.model.eval()
+            with torch.no_grad(), self._autocast():
+                rows = [self.model.encode_text(b).float() for b in self._batches(split, desc=f"[CLS] {split}")]
+            self._text_cache[split] = torch.cat(rows)
+        return self._text_cache[split]
+
+    def _h_t(self, split: str, batch: Mapping[str, torch.Tensor]) -> torch.Tensor | None:
+        return self.text_features(split)[batch["index"]] if self.config.cache_text_features else None
+
+    def _shuffle_seed(self, stage: int) -> int:  # each epoch and stage its own order, whatever the RNG state
+        return (self.config.seed * 1_000_003 + self.epoch * 2 + stage) % 2**63
 
     def _header(self, kind: str) -> dict[str, Any]:
         return {"format": CHECKPOINT_FORMAT, "kind": kind, "config": self.config.to_dict(),
@@ -349,12 +347,10 @@ def run_seeds(config: MMIMConfig, seeds: Iterable[int], splits: Mapping[str, Seq
 
     ``resume=True`` continues each seed from its ``checkpoint.pt`` (a finished seed is read back from
     ``metrics.json`` unless ``config`` raises ``epochs`` or ``patience``). A frozen pretrained
-    encoder's [CLS] features are computed once for all seeds. ``on_epoch`` goes to each
-    :meth:`Trainer.fit`.
+    encoder's [CLS] features are computed once for all seeds.
 
-    ``devices`` (e.g. ``["cuda:0", "cuda:1"]`` or ``["cpu", "cpu"]``): the seeds run in parallel, one
-    spawned process per device slot (slot ``j`` runs ``seeds[j::len(devices)]`` on ``devices[j]`` with
-    ``torch.get_num_threads() // len(devices)`` threads, at least 1); the run folders and results are
+    ``devices`` (e.g. ``["cuda:0", "cuda:1"]`` or ``["cpu", "cpu"]``): the seeds run in parallel, one spawned
+    process per device slot, each with an equal share of the CPU threads; the run folders and results are
     those of the sequential run, which gives the same numbers on the same device type and thread count."""
     seeds = [int(s) for s in seeds]
     if devices:

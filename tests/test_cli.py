@@ -68,7 +68,7 @@ def test_train_writes_config_history_metrics_and_summary(run_dir):
     assert data["source"] == "synthmosi"
     assert data["synth"] == {**{k: list(v) if isinstance(v, tuple) else v for k, v in SIZES.items()},
                              "seed": 0, "visual_dim": 20, "acoustic_dim": 5, "irony_rate": 0.1, "text_noise": 0.7,
-                             "visual_signal": 0.25, "acoustic_signal": 0.2}
+                             "visual_signal": 0.25, "acoustic_signal": 0.2, "n_speakers": [52, 10, 31]}
     tests = []
     for seed in (0, 1):
         seed_dir = run_dir / f"seed_{seed}"
