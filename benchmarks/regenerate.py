@@ -272,7 +272,7 @@ def collect_synthmosi_runs(runs: Path, into: Path, commands_run: dict[str, str],
                                      if key in BY_IRONY.get(Path(file).name, ()) else {})}
                                  for r in summary["runs"]],
                         "test": summary["test"]}
-    first = entries.get("mmim") or next(iter(entries.values()))  # today's SynthMOSI defaults where the set has them
+    first = entries.get("mmim") or next(iter(entries.values()))  # "mmim": today's defaults; else the first setting's data
     data, oracle = first["data"], first["oracle"]
     synth = make_synthmosi(**{k: tuple(v) if isinstance(v, list) else v for k, v in data.items()})
     truths = np.array([s.label for s in synth.splits["test"]], dtype=np.float32)

@@ -35,6 +35,7 @@ def gaussian_entropy(cov: Tensor) -> Tensor:
     """Eq. 6: ``0.5 * logdet(2 pi e cov)`` for symmetric positive-definite ``cov`` of shape ``(..., k, k)``."""
     if not isinstance(cov, Tensor) or cov.ndim < 2 or cov.shape[-1] != cov.shape[-2]:
         raise ValueError(f"cov must be a tensor of square matrices (..., k, k), got {getattr(cov, 'shape', cov)}")
+    cov = cov if cov.is_floating_point() else cov.to(torch.get_default_dtype())
     scale = cov.detach().abs().amax(dim=(-2, -1), keepdim=True).clamp_min(torch.finfo(cov.dtype).tiny)
     if ((cov - cov.mT).detach().abs() > 1000.0 * torch.finfo(cov.dtype).eps * scale).any():
         raise ValueError("cov is not symmetric")
@@ -118,6 +119,8 @@ class HistoryMemory:
     def load_state_dict(self, state: dict, device: torch.device | str = "cpu") -> None:
         if int(state["size"]) != self.size:
             raise ValueError(f"state was saved with size {state['size']}, memory has size {self.size}")
+        if len(state["y"]) != len(state["labels"]) or len(state["y"]) > self.size:
+            raise ValueError("inconsistent memory state: y/labels lists differ or exceed size")
         self.clear()
         self.dim = None if int(state["dim"]) < 0 else int(state["dim"])
         for y, lab in zip(state["y"], state["labels"]):

@@ -31,7 +31,7 @@ from .train import Trainer, run_seeds, summarize_runs
 __all__ = ["main", "build_parser", "config_from_args", "CLIError"]
 
 PROG = "mmim-lite"
-#: SynthMOSI generator options: key of make_synthmosi -> (flag, metavar).
+#: SynthMOSI generator options: key of make_synthmosi -> (flag, metavar); their defaults as data.json stores them
 SYNTH_OPTIONS = {"seed": ("--synth-seed", "S"), "n_train": ("--n-train", "N"), "n_valid": ("--n-valid", "N"),
                  "n_test": ("--n-test", "N"), "visual_dim": ("--synth-visual-dim", "D"),
                  "acoustic_dim": ("--synth-acoustic-dim", "D"), "visual_frames": ("--synth-visual-frames", "LO,HI"),
@@ -39,6 +39,8 @@ SYNTH_OPTIONS = {"seed": ("--synth-seed", "S"), "n_train": ("--n-train", "N"), "
                  "text_noise": ("--synth-text-noise", "SD"), "visual_signal": ("--synth-visual-signal", "X"),
                  "acoustic_signal": ("--synth-acoustic-signal", "X"),
                  "n_speakers": ("--synth-speakers", "TRAIN,VALID,TEST")}
+_SYNTH_DEFAULTS = {k: json.loads(json.dumps(v.default)) for k, v in inspect.signature(make_synthmosi).parameters.items()
+                   if k in SYNTH_OPTIONS}
 _MAIN_METRICS = ("mae", "corr", "acc7", "acc2_has0", "acc2_non0", "f1_non0")
 
 
@@ -96,12 +98,11 @@ def _add_data_options(parser: argparse.ArgumentParser, data: bool = True, requir
                             help="'synthmosi' (generated) or a released MulT/MMSA pickle or its folder")
         parser.add_argument("--label-csv", metavar="CSV", help="label CSV with the raw text (MulT pickles)")
     group = parser.add_argument_group("SynthMOSI generator")
-    defaults = inspect.signature(make_synthmosi).parameters
     for key, (flag, metavar) in SYNTH_OPTIONS.items():
         flags = [flag, "--seed"] if (not data and key == "seed") else [flag]  # synth: --seed too
         parse = _ints(metavar) if "," in metavar else int if metavar in ("N", "S", "D") else float
         group.add_argument(*flags, dest=f"synth__{key}", type=parse, metavar=metavar,
-                           help=f"SynthMOSI {key.replace('_', ' ')} (default {defaults[key].default})")
+                           help=f"SynthMOSI {key.replace('_', ' ')} (default {_SYNTH_DEFAULTS[key]})")
 
 
 def _add_config_options(parser: argparse.ArgumentParser) -> None:
@@ -244,10 +245,8 @@ def _data_spec(args: argparse.Namespace, stored: dict[str, Any] | None = None) -
             return stored
         data = "synthmosi"
     if data.lower() == "synthmosi":
-        params = inspect.signature(make_synthmosi).parameters
-        defaults = {k: json.loads(json.dumps(params[k].default)) for k in SYNTH_OPTIONS}
         base = stored.get("synth", {}) if stored and stored.get("source") == "synthmosi" else {}
-        return {"source": "synthmosi", "synth": {**defaults, **base, **given}}
+        return {"source": "synthmosi", "synth": {**_SYNTH_DEFAULTS, **base, **given}}
     if given:
         raise CLIError("SynthMOSI generator options apply only to --data synthmosi")
     csv_path = args.label_csv
@@ -284,6 +283,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     config, seeds, spec, out = _run_inputs(args)
     if args.resume:  # continuing a run with other settings would mix two experiments
         data_before, config_before = _read_json(out / "data.json"), _read_json(out / "config.json")
+        if data_before and data_before.get("source") == "synthmosi":  # generator options added since: defaults
+            data_before["synth"] = {**_SYNTH_DEFAULTS, **data_before.get("synth", {})}
         if data_before not in (None, spec):
             diff = sorted(k for k in set(data_before) | set(spec) if data_before.get(k) != spec.get(k))
             raise CLIError(f"--resume: {out / 'data.json'} differs from this command in {diff}")

@@ -49,7 +49,8 @@ class ModelConfig:
     acoustic_hidden: int = _f(32, "A-LSTM hidden size (Table 3)", *_POSITIVE)
     visual_out: int = _f(16, "size of h_v after the linear map (not in the paper)", *_POSITIVE)
     acoustic_out: int = _f(16, "size of h_a after the linear map (not in the paper)", *_POSITIVE)
-    frame_encoder: str = _f("lstm", "'lstm' (Eq. 2's sLSTM) or 'mean' (the mean of the real frames, not in the paper)",
+    frame_encoder: str = _f("lstm", "'lstm' (Eq. 2's sLSTM) or 'mean' (the mean of the real frames, not in the paper; "
+                            "then visual_hidden and acoustic_hidden are unused)",
                             FRAME_ENCODERS.__contains__, f"one of {FRAME_ENCODERS}")
     fusion_dim: int = _f(128, "size of Z (Sec. 4.3)", *_POSITIVE)
     dropout: float = _f(0.1, "dropout at the input of the fusion network", lambda v: 0 <= v < 1, "in [0, 1)")

@@ -221,6 +221,9 @@ def test_resume_with_more_epochs_continues_the_run(capfd, run_dir, tmp_path):
     assert run(capfd, *args3, "--out", str(straight))[0] == 0
     resumed = tmp_path / "resumed"
     shutil.copytree(run_dir, resumed)
+    data = read_json(resumed / "data.json")
+    del data["synth"]["n_speakers"]  # a run made before that generator option existed resumes with its default
+    (resumed / "data.json").write_text(json.dumps(data))
     assert run(capfd, *args3, "--out", str(resumed), "--resume")[0] == 0
     for seed in (0, 1):
         assert read_json(resumed / f"seed_{seed}" / "metrics.json") == read_json(straight / f"seed_{seed}" / "metrics.json")
