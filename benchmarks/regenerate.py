@@ -256,7 +256,7 @@ def collect_synthmosi_runs(runs: Path, into: Path, commands_run: dict[str, str],
     for key, (label, note, switches) in set_configs.items():
         run = runs / f"{sub}{key}"
         summary = json.loads((run / "summary.json").read_text())
-        synth = make_synthmosi(**{k: tuple(v) if isinstance(v, list) else v for k, v in summary["data"]["synth"].items()})
+        synth = make_synthmosi(**summary["data"]["synth"])
         entries[key] = {"label": label, "removes" if file.endswith("synthmosi_runs.json") else "group": note,
                         "command": commands_run[key], "overrides": switches,
                         "config": json.loads((run / "config.json").read_text()), "seeds": summary["seeds"],
@@ -274,7 +274,7 @@ def collect_synthmosi_runs(runs: Path, into: Path, commands_run: dict[str, str],
                         "test": summary["test"]}
     first = entries.get("mmim") or next(iter(entries.values()))  # "mmim": today's defaults; else the first setting's data
     data, oracle = first["data"], first["oracle"]
-    synth = make_synthmosi(**{k: tuple(v) if isinstance(v, list) else v for k, v in data.items()})
+    synth = make_synthmosi(**data)
     truths = np.array([s.label for s in synth.splits["test"]], dtype=np.float32)
     mean = float(np.mean(np.array([s.label for s in synth.splits["train"]], dtype=np.float32)))
     result = {

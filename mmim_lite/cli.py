@@ -259,7 +259,7 @@ def _data_spec(args: argparse.Namespace, stored: dict[str, Any] | None = None) -
 def _load(spec: dict[str, Any]) -> tuple[dict[str, Any], Any]:
     """``(splits, synth)`` for a data spec; ``synth`` is the SynthMOSI object or None."""
     if spec["source"] == "synthmosi":
-        synth = make_synthmosi(**{k: tuple(v) if isinstance(v, list) else v for k, v in spec["synth"].items()})
+        synth = make_synthmosi(**spec["synth"])
         return synth.splits, synth
     return load_dataset(spec["path"], label_csv=spec.get("label_csv")), None
 

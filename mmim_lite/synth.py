@@ -183,10 +183,10 @@ def _frames(rng: np.random.Generator, ch: ChannelParams, u: np.ndarray, clip_mea
 
 
 def make_synthmosi(n_train: int = 1284, n_valid: int = 229, n_test: int = 686, seed: int = 0, *,
-                   visual_dim: int = 20, acoustic_dim: int = 5, visual_frames: tuple[int, int] = (10, 50),
-                   acoustic_frames: tuple[int, int] = (10, 50), irony_rate: float = 0.1, p_zero: float = 0.07,
+                   visual_dim: int = 20, acoustic_dim: int = 5, visual_frames: Sequence[int] = (10, 50),
+                   acoustic_frames: Sequence[int] = (10, 50), irony_rate: float = 0.1, p_zero: float = 0.07,
                    text_noise: float = 0.7, visual_signal: float = 0.25, acoustic_signal: float = 0.2,
-                   speaker_sd: float = 0.5, n_speakers: tuple[int, int, int] = (52, 10, 31)) -> SynthMOSI:
+                   speaker_sd: float = 0.5, n_speakers: Sequence[int] = (52, 10, 31)) -> SynthMOSI:
     """Generate SynthMOSI (see the module docstring): by default MOSI's split sizes and speakers, 20-d visual and 5-d
     acoustic frames, 10-50 per clip; signal strengths are sums of squared loadings, whatever the dimension."""
     sizes = dict(zip(SPLITS, (n_train, n_valid, n_test)))
