@@ -1,11 +1,11 @@
-"""Build the book with warnings as errors, check that every chapter page exists, and that its
-formulas render in a browser that has no network."""
-import html
+"""Build the book with warnings as errors, check that every chapter page exists, that no TeX is
+left as text in its prose, and that its formulas render in a browser that has no network."""
 import json
 import re
 import shutil
 import subprocess
 import sys
+from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
@@ -57,13 +57,18 @@ def test_every_figure_uses_the_book_style_and_is_numbered():
     assert total >= 19  # the book's figures were found (the patterns above match them)
 
 
-@pytest.fixture(scope="module")
-def built_book(tmp_path_factory) -> tuple[subprocess.CompletedProcess, Path]:
-    out = tmp_path_factory.mktemp("book")
+def _build_book(out: Path, *options: str) -> tuple[subprocess.CompletedProcess, Path]:
+    """Build the book with -W into out (the sources stay as they are): the run, the HTML folder."""
     exe = Path(sys.executable).with_name("jupyter-book")
     cmd = [str(exe) if exe.exists() else shutil.which("jupyter-book"),
-           "build", str(ROOT / "book"), "-W", "--keep-going", "--path-output", str(out)]
-    return subprocess.run(cmd, capture_output=True, text=True, timeout=900), out / "_build" / "html"
+           "build", str(ROOT / "book"), "-W", "--keep-going", "--path-output", str(out), *options]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=900, check=False)
+    return proc, out / "_build" / "html"
+
+
+@pytest.fixture(scope="module")
+def built_book(tmp_path_factory) -> tuple[subprocess.CompletedProcess, Path]:
+    return _build_book(tmp_path_factory.mktemp("book"))
 
 
 def test_book_builds_without_warnings(built_book):
@@ -71,6 +76,59 @@ def test_book_builds_without_warnings(built_book):
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
     for name in _toc_files():
         assert (html_dir / f"{name}.html").is_file(), f"missing page {name}.html"
+
+
+# TeX that a reader would see as text: a dollar sign, a command (\frac, \beta), a delimiter
+# (\( \[) or a spacing/brace escape (\, \; \! \{).
+_TEX = re.compile(r"\$|\\(?:[A-Za-z]+|[()\[\]{},;!])")
+
+
+class _Prose(HTMLParser):
+    """The text a reader sees as prose: without scripts, styles, code (pre, code) and formulas, i.e.
+    the math spans and divs that Sphinx hands to MathJax, or, in a typeset page, MathJax's
+    output."""
+
+    def __init__(self, formulas: str) -> None:
+        super().__init__(convert_charrefs=True)
+        self.formulas, self.skipped, self.depth, self.parts = formulas, None, 0, []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if self.skipped:
+            self.depth += tag == self.skipped
+        elif tag in ("script", "style", "pre", "code") or tag == self.formulas or (
+                self.formulas == "math" and tag in ("span", "div")
+                and "math" in (dict(attrs).get("class") or "").split()):
+            self.skipped, self.depth = tag, 1
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag == self.skipped:
+            self.depth -= 1
+            self.skipped = self.skipped if self.depth else None
+
+    def handle_data(self, data: str) -> None:
+        if not self.skipped:
+            self.parts.append(data)
+
+
+def _tex_in_prose(page: str, formulas: str = "math") -> list[str]:
+    """Each piece of TeX left in the page's prose, with some context. formulas: what holds the
+    formulas, "math" (the built HTML's math spans and divs) or "mjx-container" (a typeset DOM)."""
+    prose = _Prose(formulas)
+    prose.feed(page)
+    text = " ".join(" ".join(prose.parts).split())
+    return [text[max(0, m.start() - 50):m.end() + 30] for m in _TEX.finditer(text)]
+
+
+def test_no_tex_left_in_the_prose_of_any_page(built_book):
+    """Markdown that breaks a formula (a line of it read as a list item, $$ that is not a block)
+    leaves TeX as text on the page: every page's prose must hold none."""
+    _, html_dir = built_book
+    broken = {name: tex[:3] for name in _toc_files()
+              if (tex := _tex_in_prose((html_dir / f"{name}.html").read_text(encoding="utf-8")))}
+    assert not broken, broken
+    # What the check leaves alone, and what it finds (a caption line "+ \beta..." made a list item):
+    assert _tex_in_prose('<p><span class="math">\\(\\beta\\)</span> <code>x = $y</code></p>') == []
+    assert len(_tex_in_prose('<li>\\beta\\,\\mathcal{L}$ (Eq. 14)</li>')) == 4
 
 
 def _offline_dom(browser: str, page: Path, profile: Path) -> str:
@@ -83,7 +141,8 @@ def _offline_dom(browser: str, page: Path, profile: Path) -> str:
 
 def test_math_renders_without_network(built_book, tmp_path):
     """Every formula of every chapter is typeset by the MathJax served with the book (no CDN): the
-    page shows one rendered MathJax element per formula and no raw \\( or \\[ delimiters."""
+    page shows one rendered MathJax element per formula, and outside them no TeX (no raw \\( or
+    \\[ of a formula MathJax left alone)."""
     browser = next(filter(None, map(shutil.which, ("chromium", "chromium-browser", "google-chrome"))), None)
     if browser is None:
         pytest.skip("headless Chromium is not installed (Debian: apt-get install chromium; .ci/run installs it)")
@@ -96,9 +155,9 @@ def test_math_renders_without_network(built_book, tmp_path):
         if not formulas:
             continue
         dom = _offline_dom(browser, page, tmp_path / name)
-        text = html.unescape(re.sub(r"<[^>]+>", " ", re.sub(r"<(script|style)\b.*?</\1>", "", dom, flags=re.S)))
         assert dom.count("<mjx-container") == formulas, (name, dom.count("<mjx-container"), formulas)
-        assert "\\(" not in text and "\\[" not in text, name
+        tex = _tex_in_prose(dom, formulas="mjx-container")
+        assert not tex, (name, tex[:3])
         checked += 1
     assert checked >= 7  # every chapter and the notation page have formulas
 
