@@ -1,5 +1,6 @@
 """Build the book with warnings as errors, check that every chapter page exists, that no TeX is
-left as text in its prose, and that its formulas render in a browser that has no network."""
+left as text in its prose, that its formulas render in a browser that has no network, and that
+the published build (and only it) has the repository's buttons."""
 import json
 import re
 import shutil
@@ -163,19 +164,56 @@ def test_math_renders_without_network(built_book, tmp_path):
 
 
 def test_pages_workflow_builds_the_book_and_deploys_it():
-    """The publishing workflow is valid YAML: on a push to main it builds the book with -W and hands
-    book/_build/html to the standard upload-pages-artifact / deploy-pages actions."""
+    """The publishing workflow is valid YAML: on a push to main it builds the book with -W, with the
+    configuration that book/config_for_pages.py writes from the workflow's context (the repository's
+    URL and branch), and hands book/_build/html to the standard upload-pages-artifact / deploy-pages
+    actions."""
     flow = yaml.safe_load((ROOT / ".github" / "workflows" / "book.yml").read_text())
     triggers = flow[True] if True in flow else flow["on"]  # YAML 1.1 reads the key `on` as True
     assert triggers["push"]["branches"] == ["main"]
     assert flow["permissions"] == {"contents": "read", "pages": "write", "id-token": "write"}
     build, deploy = flow["jobs"]["build"], flow["jobs"]["deploy"]
     runs = " ".join(step.get("run", "") for step in build["steps"])
-    assert "jupyter-book build book/ -W" in runs and '-e ".[dev]"' in runs
+    assert '-e ".[dev]"' in runs
+    step = next(s for s in build["steps"] if "jupyter-book build" in s.get("run", ""))
+    assert step["env"]["REPOSITORY_URL"] == "${{ github.server_url }}/${{ github.repository }}"
+    assert step["env"]["BRANCH"] == "${{ github.ref_name }}"
+    written = re.search(
+        r'config_for_pages\.py "\$REPOSITORY_URL" --branch "\$BRANCH" --output (\S+)', step["run"])
+    assert written and f"jupyter-book build book/ -W --config {written[1]}" in step["run"]
     upload = next(s for s in build["steps"] if s.get("uses", "").startswith("actions/upload-pages-artifact@"))
     assert upload["with"]["path"] == "book/_build/html"
     assert deploy["needs"] == "build" and deploy["environment"]["name"] == "github-pages"
     assert any(s.get("uses", "").startswith("actions/deploy-pages@") for s in deploy["steps"])
+
+
+def test_published_build_has_its_buttons_and_a_local_build_has_none(built_book, tmp_path):
+    """Built with the configuration the Pages workflow writes (here for a sample repository), every
+    page links to the repository and to its issues, keeps its download button, and every notebook
+    page has a Binder button that opens that notebook; the local build has the download button
+    only: no repository or issues button, no launch button, and no link to Jupyter Book's default
+    repository URL. A bad URL is refused with a one-line error."""
+    url, config = "https://github.com/sample-owner/sample-book", tmp_path / "pages.yml"
+    script = [sys.executable, str(ROOT / "book" / "config_for_pages.py")]
+    bad = subprocess.run([*script, "github.com/sample", "--output", str(config)],
+                         capture_output=True, text=True, check=False)
+    assert bad.returncode != 0 and not config.exists()
+    assert bad.stderr.strip().count("\n") == 0 and "https://HOST/OWNER/NAME" in bad.stderr
+    subprocess.run([*script, url, "--branch", "main", "--output", str(config)], check=True)
+    proc, published = _build_book(tmp_path / "pages", "--config", str(config))
+    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
+    _, local = built_book
+    for name in _toc_files():
+        page, plain = ((d / f"{name}.html").read_text(encoding="utf-8") for d in (published, local))
+        assert "btn-download-source-button" in page and "btn-download-source-button" in plain
+        assert f'href="{url}"' in page and f'href="{url}/issues/new?' in page, name
+        binder = ('"https://mybinder.org/v2/gh/sample-owner/sample-book/main'
+                  f'?urlpath=lab/tree/book/{name}.ipynb"')
+        assert (binder in page) == (ROOT / "book" / f"{name}.ipynb").is_file(), name
+        for button in ("btn-source-repository-button", "btn-source-issues-button"):
+            assert button in page and button not in plain, (name, button)
+        for launch in ("dropdown-launch-buttons", "/v2/gh/", "executablebooks/jupyter-book"):
+            assert launch not in plain, (name, launch)
 
 
 def test_sanitizer_hides_estimates_addresses_and_whole_glued_pngs():
