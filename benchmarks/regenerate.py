@@ -160,6 +160,17 @@ RUN_SETS: dict[str, tuple[dict[str, tuple[str, str, str]], str, str]] = {
 }
 
 
+#: the trained model the case study (chapter 9) loads: seed 0 of the default SynthMOSI run, its best
+#: weights (``best.pt``; the frozen MiniLM is not stored, it is reloaded by name) copied beside this file
+CASE_STUDY = "book/results/case_study_model.json"
+
+
+def case_study_command(smoke: bool = False, runs: str = "runs") -> str:
+    """The ``mmim-lite train`` command whose seed-0 ``best.pt`` is the case study's model."""
+    command = SYNTHMOSI_BASE.replace("--seeds 5", "--seeds 1") + f" --out {runs}/case_study"
+    return f"{SYNTHMOSI_ENV} {command}" + (f" {SMOKE_SWITCHES}" if smoke else "")
+
+
 def synthmosi_command(key: str, smoke: bool = False, runs: str = "runs",
                       file: str = "book/results/synthmosi_runs.json") -> str:
     """The exact ``mmim-lite train`` command of configuration ``key`` of a :data:`RUN_SETS` file (10 seeds unless
@@ -188,6 +199,10 @@ def commands(smoke: bool = False, out: Path | None = None) -> dict[str, list[str
         results["cpu"]: [tp + "--threads 1" + rounds + (f" --out {results['cpu']}" if smoke else "")],
         results["cpu2"]: [tp + "--threads 2" + rounds + f" --out {results['cpu2']}"],
     }
+    case_study = str(out / Path(CASE_STUDY).name) if smoke else CASE_STUDY
+    todo[case_study] = [case_study_command(smoke, runs_dir),
+                        f"python benchmarks/regenerate.py --checkpoint {runs_dir}/case_study/seed_0/best.pt "
+                        f"--into {case_study}"]
     for file, (configs, _, _) in RUN_SETS.items():
         into = str(out / Path(file).name) if smoke else file
         collect = f"python benchmarks/regenerate.py {'--smoke ' if smoke else ''}--collect {runs_dir} --into {into}"
@@ -304,6 +319,36 @@ def collect_synthmosi_runs(runs: Path, into: Path, commands_run: dict[str, str],
     return result
 
 
+def collect_checkpoint(best: Path, into: Path) -> dict[str, Any]:
+    """Copy a run's ``best.pt`` to ``into`` with suffix ``.pt`` and write ``into``: its provenance,
+    the SynthMOSI settings it was trained on (the run's ``summary.json``), its SHA-256, epoch and
+    metrics (the checkpoint itself is read with ``weights_only=True``)."""
+    import hashlib
+    import shutil
+
+    from mmim_lite.runtime import load_checkpoint
+
+    state = load_checkpoint(best)
+    target = into.with_suffix(".pt")
+    shutil.copyfile(best, target)
+    record = {
+        "produced_by": "the command below (mmim-lite CLI); its seed_0/best.pt copied by benchmarks/regenerate.py",
+        **provenance(),
+        "command": case_study_command(),
+        "warning": "Synthetic data (SynthMOSI) with the MiniLM text encoder: NOT a CMU-MOSI or CMU-MOSEI model.",
+        "date": datetime.date.today().isoformat(),
+        "encoder": _FROZEN + " (not stored in the checkpoint: reloaded by name)",
+        "data": json.loads((best.parents[1] / "summary.json").read_text())["data"]["synth"],
+        "checkpoint": target.name, "checkpoint_sha256": hashlib.sha256(target.read_bytes()).hexdigest(),
+        "checkpoint_bytes": target.stat().st_size, "best_epoch": int(state["epoch"]),
+        "metrics": state["metrics"],
+        "environment": {"torch": torch.__version__, "python": platform.python_version(), "device": "cpu",
+                        "cpu": platform.processor() or platform.machine()},
+    }
+    into.write_text(json.dumps(record, indent=1) + "\n")
+    return record
+
+
 # -------------------- entry point -----------------------------------------------------------
 def run(command: str) -> None:
     """Run one command from the repository root: ``mmim-lite`` in this process (its environment
@@ -339,7 +384,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", help="folder for --smoke (default: a new temporary folder)")
     parser.add_argument("--collect", metavar="RUNS", help=argparse.SUPPRESS)  # internal step of synthmosi_runs
     parser.add_argument("--into", metavar="FILE", help=argparse.SUPPRESS)
+    parser.add_argument("--checkpoint", metavar="BEST_PT", help=argparse.SUPPRESS)  # internal: case study
     args = parser.parse_args(argv)
+    if args.checkpoint:
+        collect_checkpoint(Path(args.checkpoint), Path(args.into))
+        return 0
     if args.collect:
         file = next(f for f in RUN_SETS if Path(f).name == Path(args.into).name)
         done = {k: synthmosi_command(k, args.smoke, args.collect, file) for k in RUN_SETS[file][0]}

@@ -111,3 +111,24 @@ def test_regenerate_smoke_rebuilds_the_ablations_file(tmp_path):
         assert set(committed["baselines"][name]["test"]) == set(new["baselines"][name]["test"])
     assert not any(missing.values()), missing
     assert new["source_sha256"] and new["package_version"] == __version__
+
+
+def test_case_study_checkpoint_is_the_model_its_record_describes():
+    """The committed model of the case study: the file its record hashes, best weights only (the
+    frozen MiniLM is not stored), readable with weights_only=True, trained with the configuration its
+    recorded command yields today."""
+    import hashlib
+
+    from mmim_lite.runtime import load_checkpoint
+
+    record = json.loads((ROOT / regenerate.CASE_STUDY).read_text())
+    checkpoint = (ROOT / regenerate.CASE_STUDY).with_name(record["checkpoint"])
+    assert hashlib.sha256(checkpoint.read_bytes()).hexdigest() == record["checkpoint_sha256"]
+    state = load_checkpoint(checkpoint)
+    assert state["kind"] == "model" and state["epoch"] == record["best_epoch"]
+    assert not any(k.startswith("text_model.") for k in state["model"])
+    assert record["command"] == regenerate.case_study_command()
+    words = shlex.split(record["command"])
+    args = build_parser().parse_args(words[words.index("mmim-lite") + 1:])
+    assert MMIMConfig.from_dict(state["config"]) == config_from_args(args)
+    assert record["data"]["seed"] == 0 and make_synthmosi(**record["data"]).splits["test"]
