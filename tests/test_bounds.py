@@ -325,6 +325,16 @@ def test_polarity_entropy_singular_covariance_history_and_ridge():
     assert torch.isfinite(polarity_entropy(y, labels, mem, eps=0.0))  # 24 samples per class > d
 
 
+def test_polarity_entropy_of_a_diverged_encoder_is_nan_not_an_error():
+    """The trainer reports a diverged run by its non-finite loss terms, so H(Y) passes NaN on."""
+    y, labels = torch.randn(40, 3), torch.randn(40)
+    y[0, 0] = math.nan
+    assert polarity_entropy(y, labels).isnan() and polarity_entropy(y, labels, mode="gaussian").isnan()
+    assert gaussian_entropy(torch.tensor([[1.0, 0.0], [0.0, -1.0]]), check=False).isnan()
+    assert gaussian_entropy(torch.full((2, 3, 3), math.nan), check=False).isnan().all()
+    assert gaussian_entropy(torch.eye(2), check=False).item() == pytest.approx(LOG_2PIE)
+
+
 def test_polarity_entropy_validation():
     y, labels = torch.randn(8, 3), torch.randn(8)
     with pytest.raises(ValueError, match="mode"):
