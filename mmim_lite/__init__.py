@@ -2,7 +2,7 @@
 
 Each concept has one module; import a name from the module that defines it:
 
-- ``bounds``: the MI tools: entropies (Eqs. 5-8), history memory, BA bound (Eqs. 3-4), InfoNCE/CPC (Eqs. 10-11)
+- ``bounds``: the model's MI terms: entropies (Eqs. 5-8), history memory, BA (Eqs. 3-4), CPC (Eqs. 10-11)
 - ``model``: MMIM itself: encoders (Eq. 2), fusion, q-predictors, CPC heads, the losses of Eq. 14
 - ``text``: the text encoder by name, and its packed [CLS] forward
 - ``train``: Algorithm 1 (stage 1, stage 2, selection) and the multi-seed protocol
@@ -13,6 +13,7 @@ Each concept has one module; import a name from the module that defines it:
 - ``batching``: tokenised torch dataset and padded batches; ``synth``: SynthMOSI and its Bayes-optimal oracle
 - ``runtime``: seeding, devices, atomic run files, checkpoints; ``cli``: the ``mmim-lite`` command
 - ``plotting``: the book's figure style (one place for every chapter's figures)
+- ``estimators``: the estimators the book compares them with: Gaussian MI, InfoNCE floor, NWJ, DV, CLUB
 - ``sweep``: hyper-parameter search on Optuna (the paper's grid, workers sharing one study, retried failures)
 """
 

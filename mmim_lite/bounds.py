@@ -1,6 +1,7 @@
 """Mutual-information bounds of MMIM (Han, Chen & Poria, EMNLP 2021), in nats. Input level (Sec. 3.4): Barber-Agakov
 (Eq. 3) with a diagonal-Gaussian ``q`` (Eq. 4) and H(Y) from a per-polarity Gaussian mixture (Eqs. 5-8) over the
-batch plus a history memory (App. A.1). Fusion level (Sec. 3.5): InfoNCE / CPC on cosine scores (Eqs. 10-11)."""
+batch plus a history memory (App. A.1). Fusion level (Sec. 3.5): InfoNCE / CPC on cosine scores (Eqs. 10-11).
+The estimators the book compares them with are in :mod:`mmim_lite.estimators`."""
 
 from __future__ import annotations
 
@@ -12,14 +13,11 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .config import ENTROPY_MODES
-
 LOG_2PI, LOG_2PIE = math.log(2.0 * math.pi), math.log(2.0 * math.pi * math.e)
 
 __all__ = ["standardize", "gaussian_entropy", "mixture_entropy_bounds", "ml_covariance", "HistoryMemory", "polarity_entropy",
            "GaussianPredictor", "diag_gaussian_log_prob", "authors_log_q", "ba_lower_bound", "infonce_loss",
-           "CPCHead", "gaussian_mi", "gaussian_rho_for_mi", "infonce_floor", "infonce_lower_bound",
-           "nwj_lower_bound", "dv_lower_bound", "club_upper_bound"]
+           "CPCHead"]
 
 
 def standardize(y: Tensor, rel_eps: float = 1e-6) -> Tensor:
@@ -31,18 +29,23 @@ def standardize(y: Tensor, rel_eps: float = 1e-6) -> Tensor:
     return (y - y.mean(0)) * torch.rsqrt(var + rel_eps * var.detach().mean().clamp_min(torch.finfo(y.dtype).tiny))
 
 
-def gaussian_entropy(cov: Tensor) -> Tensor:
-    """Eq. 6: ``0.5 * logdet(2 pi e cov)`` for symmetric positive-definite ``cov`` of shape ``(..., k, k)``."""
+def gaussian_entropy(cov: Tensor, check: bool = True) -> Tensor:
+    """Eq. 6: ``0.5 * logdet(2 pi e cov)`` for symmetric positive-definite ``cov`` (..., k, k).
+    ``check=False`` (the training path): no symmetry check and no host sync; a matrix that is not
+    positive definite or not finite gives NaN, not an error (the trainer reports a diverged run)."""
     if not isinstance(cov, Tensor) or cov.ndim < 2 or cov.shape[-1] != cov.shape[-2]:
         raise ValueError(f"cov must be a tensor of square matrices (..., k, k), got {getattr(cov, 'shape', cov)}")
     cov = cov if cov.is_floating_point() else cov.to(torch.get_default_dtype())
-    scale = cov.detach().abs().amax(dim=(-2, -1), keepdim=True).clamp_min(torch.finfo(cov.dtype).tiny)
-    if ((cov - cov.mT).detach().abs() > 1000.0 * torch.finfo(cov.dtype).eps * scale).any():
-        raise ValueError("cov is not symmetric")
+    if check:
+        scale = cov.detach().abs().amax(dim=(-2, -1), keepdim=True)
+        tol = 1000.0 * torch.finfo(cov.dtype).eps * scale.clamp_min(torch.finfo(cov.dtype).tiny)
+        if ((cov - cov.mT).detach().abs() > tol).any():
+            raise ValueError("cov is not symmetric")
     chol, info = torch.linalg.cholesky_ex(0.5 * (cov + cov.mT))
-    if (info != 0).any():
+    if check and (info != 0).any():
         raise ValueError("cov is not positive definite, or not finite (Cholesky factorisation failed)")
-    return 0.5 * cov.shape[-1] * LOG_2PIE + torch.log(torch.diagonal(chol, dim1=-2, dim2=-1)).sum(-1)
+    h = 0.5 * cov.shape[-1] * LOG_2PIE + torch.log(torch.diagonal(chol, dim1=-2, dim2=-1)).sum(-1)
+    return h if check else h.where(info == 0, math.nan)
 
 
 def mixture_entropy_bounds(entropies: Tensor | Sequence[float],
@@ -51,13 +54,14 @@ def mixture_entropy_bounds(entropies: Tensor | Sequence[float],
     h, w = torch.as_tensor(entropies), torch.as_tensor(weights)
     dtype = torch.promote_types(h.dtype, w.dtype)
     dtype = dtype if dtype.is_floating_point else torch.get_default_dtype()
-    h, w = h.to(dtype), w.to(dtype=dtype, device=h.device)
+    h, w = h.to(dtype), w.to(dtype)
     if h.ndim == 0 or w.ndim == 0 or h.shape[-1] != w.shape[-1]:
         raise ValueError(f"entropies and weights need the same last dimension, got {tuple(h.shape)}, {tuple(w.shape)}")
-    if (w < 0).any():
+    if (w < 0).any():  # checked where the weights are (no host sync for weights on the CPU)
         raise ValueError("weights must be non-negative")
     if ((w.sum(-1) - 1.0).abs() > 1e-5).any():
         raise ValueError("weights must sum to 1 over the last dimension")
+    w = w.to(h.device)
     lower = (w * h).sum(-1)
     return lower, lower - torch.where(w > 0, w * torch.log(w.clamp_min(torch.finfo(dtype).tiny)), 0.0).sum(-1)
 
@@ -129,12 +133,13 @@ class HistoryMemory:
 
 def polarity_entropy(y: Tensor, labels: Tensor, memory: HistoryMemory | None = None,
                      mode: str = "gmm", eps: float = 1e-4, constants: bool = True) -> Tensor:
-    """Eqs. 5-8: H(Y) of ``y`` (B, d) plus the read-only memory as an equal-weight per-polarity GMM, Eq. 7's lower
-    bound ``mean_c 0.5 logdet(2 pi e (Sigma_ML,c + eps I))`` over the classes present (1: label >= 0, 0: < 0).
-    ``mode="gaussian"``: one Gaussian ("w/o GMM"); ``constants=False``: Eq. 8 as printed; eps=0, N_c <= d: -inf."""
+    """Eqs. 5-8: H(Y) of ``y`` (B, d) plus the read-only memory as an equal-weight per-polarity GMM:
+    Eq. 7's lower bound over the classes present (1: label >= 0, 0: < 0) of their Eq. 6 entropies of
+    ``Sigma_ML,c + eps I`` (Eq. 5). ``mode="gaussian"``: one Gaussian ("w/o GMM");
+    ``constants=False``: Eq. 8 as printed (no ``(d/2) log(2 pi e)``); eps=0 with N_c <= d: -inf."""
     _check_batch(y, labels)
-    if mode not in ENTROPY_MODES:
-        raise ValueError(f"mode must be one of {ENTROPY_MODES}, got {mode!r}")
+    if mode not in ("gmm", "gaussian"):
+        raise ValueError(f"mode must be 'gmm' or 'gaussian', got {mode!r}")
     if not (isinstance(eps, (int, float)) and eps >= 0 and math.isfinite(eps)):
         raise ValueError(f"eps must be a finite number >= 0, got {eps!r}")
     d = y.shape[1]
@@ -148,14 +153,17 @@ def polarity_entropy(y: Tensor, labels: Tensor, memory: HistoryMemory | None = N
     present = [s for s in ([torch.cat(samples)] if mode == "gaussian" else samples) if s.shape[0] > 0]
     if not present:
         raise ValueError("polarity_entropy needs at least one sample (batch + memory are empty)")
-    halves = []
+    entropies = []  # Eq. 6 per component, of its Eq. 5 covariance plus the ridge
     for s in present:
-        half = 0.5 * torch.logdet(ml_covariance(s) + eps * torch.eye(d, dtype=s.dtype, device=s.device))
-        if eps == 0 and s.shape[0] <= d:  # rank(Sigma_ML) < d: det is exactly 0; round-off may hide it or give NaN
-            half = half.nan_to_num(nan=0.0) - math.inf  # exactly -inf; logdet's (round-off) gradient kept
-        halves.append(half)
-    entropy = torch.stack(halves).mean()
-    return entropy + 0.5 * d * LOG_2PIE if constants else entropy
+        cov = ml_covariance(s) + eps * torch.eye(d, dtype=s.dtype, device=s.device)
+        if eps == 0 and s.shape[0] <= d:  # rank < d: det is 0; round-off may hide it or give NaN
+            half = (0.5 * torch.logdet(cov)).nan_to_num(nan=0.0)  # logdet's round-off gradient kept
+            entropies.append(half - math.inf)  # exactly -inf
+        else:
+            entropies.append(gaussian_entropy(cov, check=False))
+    weights = torch.full((len(present),), 1.0 / len(present), dtype=y.dtype)  # equal priors (Eq. 8)
+    entropy = mixture_entropy_bounds(torch.stack(entropies), weights)[0]  # Eq. 7's lower bound
+    return entropy if constants else entropy - 0.5 * d * LOG_2PIE
 
 
 def diag_gaussian_log_prob(mu: Tensor, logvar: Tensor, y: Tensor, full: bool = True) -> Tensor:
@@ -232,62 +240,3 @@ class CPCHead(nn.Module):
     def forward(self, h: Tensor, z: Tensor) -> tuple[Tensor, Tensor]:
         pred = self.net(z)
         return infonce_loss(h, pred, self.temperature), torch.exp(F.cosine_similarity(h, pred, dim=-1))
-
-
-def gaussian_mi(rho: float, d: int) -> float:
-    """MI (nats) of ``y = rho x + sqrt(1-rho^2) eps``, x, eps ~ N(0, I_d): ``-(d/2) log(1-rho^2)``."""
-    if not -1 < rho < 1 or d < 1:
-        raise ValueError(f"need |rho| < 1 and d >= 1, got rho={rho!r}, d={d!r}")
-    return -0.5 * d * math.log1p(-rho * rho)
-
-
-def gaussian_rho_for_mi(mi: float, d: int) -> float:
-    """Inverse of :func:`gaussian_mi`: the ``rho >= 0`` giving ``mi`` nats in ``d`` dims."""
-    if mi < 0 or d < 1:
-        raise ValueError(f"need mi >= 0 and d >= 1, got mi={mi!r}, d={d!r}")
-    return math.sqrt(-math.expm1(-2.0 * mi / d))
-
-
-def infonce_floor(n: int, temperature: float = 1.0, simplex: bool = True) -> float:
-    """Smallest cosine InfoNCE loss (Eq. 11) at batch size ``n``: ``log(1 + (n-1) exp(-n / ((n-1) tau)))``, from a
-    regular simplex (Jensen + Cauchy-Schwarz). ``simplex=False``: ``log(1 + (n-1) e^{-2/tau})`` (all cos = -1)."""
-    if not isinstance(n, int) or n < 1 or not temperature > 0:
-        raise ValueError(f"need an int n >= 1 and temperature > 0, got n={n!r}, temperature={temperature!r}")
-    gap = n / (n - 1) if simplex and n > 1 else 2.0
-    return 0.0 if n == 1 else math.log1p((n - 1) * math.exp(-gap / temperature))
-
-
-# Other MI estimators, for comparison in the book (Poole et al., 2019): critic scores S[i, j] = f(x_i, y_j)
-# on a batch of N pairs; the diagonal holds the N joint pairs, the rest N(N-1) pairs from p(x)p(y).
-def _split_scores(scores: Tensor) -> tuple[Tensor, Tensor]:
-    if scores.ndim != 2 or scores.shape[0] != scores.shape[1] or scores.shape[0] < 2:
-        raise ValueError(f"scores must be an (N, N) matrix with N >= 2, got {tuple(scores.shape)}")
-    off = ~torch.eye(scores.shape[0], dtype=torch.bool, device=scores.device)
-    return scores.diagonal(), scores[off]
-
-
-def infonce_lower_bound(scores: Tensor) -> Tensor:
-    """InfoNCE (van den Oord et al., 2018) from critic scores: ``log N - CE(S, diagonal)``; never above ``log N``."""
-    _split_scores(scores)
-    return math.log(scores.shape[0]) - F.cross_entropy(scores, torch.arange(scores.shape[0], device=scores.device))
-
-
-def nwj_lower_bound(scores: Tensor) -> Tensor:
-    """NWJ (Nguyen, Wainwright & Jordan, 2010): ``mean f(joint) - mean exp(f(marginal) - 1)``; tight at
-    ``f = 1 + log p(x, y) / (p(x) p(y))``."""
-    joint, marginal = _split_scores(scores)
-    return joint.mean() - torch.exp(marginal - 1.0).mean()
-
-
-def dv_lower_bound(scores: Tensor) -> Tensor:
-    """Donsker-Varadhan, the bound MINE trains (Belghazi et al., 2018): ``mean f(joint) - log mean exp f(marginal)``;
-    tight at ``f = log p(x, y) / (p(x) p(y))`` (up to a constant), never below NWJ for the same critic."""
-    joint, marginal = _split_scores(scores)
-    return joint.mean() - (torch.logsumexp(marginal, 0) - math.log(marginal.numel()))
-
-
-def club_upper_bound(log_q: Tensor) -> Tensor:
-    """CLUB (Cheng et al., 2020) from ``log_q[i, j] = log q(y_j | x_i)``: ``mean_i log q(y_i|x_i) - mean_{i,j}
-    log q(y_j|x_i)``; an upper bound on I(X;Y) when q is the true conditional."""
-    joint, _ = _split_scores(log_q)
-    return joint.mean() - log_q.mean()

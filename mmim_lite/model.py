@@ -23,9 +23,13 @@ class SequenceEncoder(nn.Module):
 
     def __init__(self, in_dim: int, hidden: int, out_dim: int, mean: bool = False) -> None:
         super().__init__()
-        self.in_dim = in_dim
         self.lstm = None if mean else nn.LSTM(in_dim, hidden, num_layers=1, batch_first=True)
         self.proj = nn.Linear(in_dim if mean else hidden, out_dim)
+
+    @property
+    def in_dim(self) -> int:
+        """The frame feature size: the LSTM's input size (``mean``: the projection's)."""
+        return self.proj.in_features if self.lstm is None else self.lstm.input_size
 
     def forward(self, x: Tensor, lengths: Tensor) -> Tensor:
         if x.ndim != 3 or x.shape[2] != self.in_dim:
@@ -138,13 +142,19 @@ class MMIM(nn.Module):
         lq = self.log_q({"t": h_t, "v": h_v, "a": h_a})
         return -torch.stack([q.mean() for q in lq.values()]).sum() if lq else h_t.new_zeros((), dtype=torch.float32)
 
-    def forward(self, batch: Mapping[str, Tensor], h_t: Tensor | None = None,
-                update_memory: bool = False) -> MMIMOutput:
-        """Prediction, Z, h_m and all MI terms (float32); ``update_memory``: then push h_y to the memories (Alg. 1)."""
+    def _encode_and_fuse(self, batch: Mapping[str, Tensor],
+                         h_t: Tensor | None) -> tuple[dict[str, Tensor], Tensor, Tensor]:
+        """Eq. 2 then the fusion, in float32 outside autocast: ``({m: h_m}, Z, prediction)``."""
         h_t, h_v, h_a = self.encode(batch, h_t)
         with torch.autocast(device_type=h_v.device.type, enabled=False):
             h = {"t": h_t.float(), "v": h_v.float(), "a": h_a.float()}
-            z, pred = self.fusion(torch.cat([h[m] for m in self.config.modalities], dim=-1))
+            return h, *self.fusion(torch.cat([h[m] for m in self.config.modalities], dim=-1))
+
+    def forward(self, batch: Mapping[str, Tensor], h_t: Tensor | None = None,
+                update_memory: bool = False) -> MMIMOutput:
+        """Prediction, Z, h_m and all MI terms (float32); ``update_memory``: then push h_y to the memories (Alg. 1)."""
+        h, z, pred = self._encode_and_fuse(batch, h_t)
+        with torch.autocast(device_type=z.device.type, enabled=False):
             out = MMIMOutput(pred=pred, z=z, h_t=h["t"], h_v=h["v"], h_a=h["a"])
             if self.predictors:
                 y = self.ba_targets(h)
@@ -166,10 +176,7 @@ class MMIM(nn.Module):
     @torch.no_grad()
     def predict(self, batch: Mapping[str, Tensor], h_t: Tensor | None = None) -> Tensor:
         """Only the prediction (B,), without the MI terms (evaluation)."""
-        h_t, h_v, h_a = self.encode(batch, h_t)
-        with torch.autocast(device_type=h_v.device.type, enabled=False):
-            h = {"t": h_t.float(), "v": h_v.float(), "a": h_a.float()}
-            return self.fusion(torch.cat([h[m] for m in self.config.modalities], dim=-1))[1]
+        return self._encode_and_fuse(batch, h_t)[2]
 
     def losses(self, out: MMIMOutput, labels: Tensor) -> dict[str, Tensor]:
         """Stage-2 terms: ``task`` (Eq. 13, MAE over the labelled clips: NaN labels are skipped), ``cpc`` (Eq. 12),
@@ -181,7 +188,8 @@ class MMIM(nn.Module):
         zero = terms["task"].new_zeros(())
         terms.update({f"cpc_{m}": loss for m, loss in out.cpc_loss.items()})
         terms.update({f"ba_{p}": ba_lower_bound(lq, out.entropy[p]) for p, lq in out.log_q.items()})
-        terms["cpc"], terms["ba"] = sum(out.cpc_loss.values(), zero), -sum((terms[f"ba_{p}"] for p in out.log_q), zero)
+        terms["cpc"] = sum(out.cpc_loss.values(), zero)  # Eq. 12
+        terms["ba"] = -sum((terms[f"ba_{p}"] for p in out.log_q), zero)  # Eq. 9
         terms["main"] = terms["task"] + self.config.alpha * terms["cpc"] + self.config.beta * terms["ba"]
         return terms
 

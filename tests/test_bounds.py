@@ -18,20 +18,14 @@ from mmim_lite.bounds import (
     HistoryMemory,
     authors_log_q,
     ba_lower_bound,
-    club_upper_bound,
     diag_gaussian_log_prob,
-    dv_lower_bound,
     gaussian_entropy,
-    gaussian_mi,
-    gaussian_rho_for_mi,
-    infonce_floor,
     infonce_loss,
-    infonce_lower_bound,
     ml_covariance,
     mixture_entropy_bounds,
-    nwj_lower_bound,
     polarity_entropy,
 )
+from mmim_lite.estimators import gaussian_rho_for_mi, infonce_floor
 
 torch.set_num_threads(1)
 LOG_2PIE = math.log(2 * math.pi * math.e)
@@ -165,7 +159,6 @@ def test_ba_bound_on_correlated_gaussians(mi):
     g = torch.Generator().manual_seed(int(10 * mi))
     torch.manual_seed(int(10 * mi))
     rho = gaussian_rho_for_mi(mi, d)
-    assert gaussian_mi(rho, d) == pytest.approx(mi)
 
     def sample(m):
         x, e = torch.randn(m, d, generator=g), torch.randn(m, d, generator=g)
@@ -332,6 +325,16 @@ def test_polarity_entropy_singular_covariance_history_and_ridge():
     assert torch.isfinite(polarity_entropy(y, labels, mem, eps=0.0))  # 24 samples per class > d
 
 
+def test_polarity_entropy_of_a_diverged_encoder_is_nan_not_an_error():
+    """The trainer reports a diverged run by its non-finite loss terms, so H(Y) passes NaN on."""
+    y, labels = torch.randn(40, 3), torch.randn(40)
+    y[0, 0] = math.nan
+    assert polarity_entropy(y, labels).isnan() and polarity_entropy(y, labels, mode="gaussian").isnan()
+    assert gaussian_entropy(torch.tensor([[1.0, 0.0], [0.0, -1.0]]), check=False).isnan()
+    assert gaussian_entropy(torch.full((2, 3, 3), math.nan), check=False).isnan().all()
+    assert gaussian_entropy(torch.eye(2), check=False).item() == pytest.approx(LOG_2PIE)
+
+
 def test_polarity_entropy_validation():
     y, labels = torch.randn(8, 3), torch.randn(8)
     with pytest.raises(ValueError, match="mode"):
@@ -371,16 +374,6 @@ def test_infonce_simplex_attains_floor(n):
         assert infonce_loss(h, h, tau).item() == pytest.approx(infonce_floor(n, tau), abs=1e-9)
     assert infonce_floor(n, 0.1) < infonce_floor(n)  # a temperature lowers the floor
     assert infonce_floor(n, simplex=False) <= infonce_floor(n) + 1e-15
-
-
-def test_infonce_floor_values():
-    assert infonce_floor(32) == pytest.approx(math.log(1 + 31 * math.exp(-32 / 31)))
-    assert math.log(32) - infonce_floor(32) == pytest.approx(0.977, abs=1e-3)  # "about 1 nat"
-    assert infonce_floor(32, simplex=False) == pytest.approx(math.log(1 + 31 * math.exp(-2)))
-    assert all(math.log(n) - infonce_floor(n) < 1.0 for n in (2, 8, 32, 256, 10 ** 6))
-    assert infonce_floor(2) == pytest.approx(infonce_floor(2, simplex=False))
-    assert math.log(32) - infonce_floor(32, 0.1) > 3.4  # tau = 0.1 certifies nearly log 32
-    assert infonce_floor(1) == 0.0
 
 
 def test_infonce_random_and_optimised_stay_above_floor():
@@ -438,50 +431,6 @@ def test_predictor_min_logvar_is_a_soft_floor():
     assert (logvar >= -2.0).all() and (logvar < -1.9).all()
     with pytest.raises(ValueError, match="min_logvar"):
         GaussianPredictor(3, 2, min_logvar=float("nan"))
-
-
-# ----------------------------------------------------------------------------- other MI estimators
-def _gaussian_pairs(mi: float, d: int, n: int, seed: int) -> tuple[torch.Tensor, torch.Tensor, float]:
-    gen = torch.Generator().manual_seed(seed)
-    rho = gaussian_rho_for_mi(mi, d)
-    x = torch.randn(n, d, generator=gen, dtype=torch.float64)
-    return x, rho * x + math.sqrt(1 - rho**2) * torch.randn(n, d, generator=gen, dtype=torch.float64), rho
-
-
-def _log_ratio(x: torch.Tensor, y: torch.Tensor, rho: float) -> torch.Tensor:
-    """S[i, j] = log p(y_j | x_i) / p(y_j) for the correlated Gaussian, computed from scipy's densities."""
-    d = x.shape[1]
-    cond = np.stack([multivariate_normal(rho * xi.numpy(), (1 - rho**2) * np.eye(d)).logpdf(y.numpy()) for xi in x])
-    return torch.from_numpy(cond - multivariate_normal(np.zeros(d), np.eye(d)).logpdf(y.numpy())[None, :])
-
-
-def test_lower_bounds_with_the_optimal_critic_recover_the_true_mi():
-    x, y, rho = _gaussian_pairs(mi=1.0, d=2, n=800, seed=3)
-    s = _log_ratio(x, y, rho)
-    assert abs(dv_lower_bound(s).item() - 1.0) < 0.1  # tight at f = log-ratio
-    assert abs(nwj_lower_bound(s + 1.0).item() - 1.0) < 0.1  # tight at f = 1 + log-ratio
-    infonce = infonce_lower_bound(s).item()
-    assert 1.0 - 0.15 < infonce <= math.log(800)  # log N = 6.7 >> 1 nat: close to the truth
-
-
-def test_club_with_the_true_conditional_is_its_closed_form_upper_bound():
-    # CLUB = E_p[log p(y|x)] - E_p(x)p(y)[log p(y|x)] = d rho^2 / (1 - rho^2) for the Gaussian pair: above the MI
-    x, y, rho = _gaussian_pairs(mi=2.0, d=4, n=800, seed=4)
-    var = 1 - rho**2
-    log_q = -0.5 * (((y[None, :, :] - rho * x[:, None, :]) ** 2) / var + math.log(2 * math.pi * var)).sum(-1)
-    closed = 4 * rho**2 / var
-    assert abs(club_upper_bound(log_q).item() - closed) < 0.15 and closed > 2.0 + 1.0
-
-
-def test_estimator_properties_on_any_scores():
-    gen = torch.Generator().manual_seed(5)
-    for _ in range(20):
-        s = 10 * torch.randn(16, 16, generator=gen, dtype=torch.float64)
-        assert infonce_lower_bound(s).item() <= math.log(16) + 1e-12  # InfoNCE can never exceed log N
-        assert dv_lower_bound(s).item() >= nwj_lower_bound(s).item() - 1e-12  # log z <= z / e
-    for bad in (torch.zeros(3, 4), torch.zeros(1, 1), torch.zeros(4)):
-        with pytest.raises(ValueError, match="scores"):
-            nwj_lower_bound(bad)
 
 
 def test_standardize_removes_scale_and_shift_of_each_dimension():

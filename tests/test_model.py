@@ -133,6 +133,9 @@ def test_sequence_encoder_uses_each_sample_last_real_frame():
     x2 = x.clone()
     x2[1, 1:] = 99.0  # padding content must not matter
     torch.testing.assert_close(enc(x2, lengths), out)
+    assert enc.in_dim == 4 and SequenceEncoder(6, 8, 3, mean=True).in_dim == 6  # read from the layers
+    with pytest.raises(ValueError, match=r"\(B, L, 4\)"):
+        enc(torch.randn(5, 7, 6), lengths)
 
 
 def test_mean_frame_encoder_averages_each_sample_real_frames(tiny):
