@@ -238,7 +238,8 @@ RUN_SET_TEXT = {
 
 
 #: result file -> configurations whose best weights are also scored on the ironic and the ordinary test clips apart
-BY_IRONY = {"mi_study.json": ("mmim", "no_mi", "uni_t"), "synthmosi_ft_runs.json": ("mmim", "no_mi", "uni_t"),
+_MMIM_NO_MI_TEXT = ("mmim", "no_mi", "uni_t")
+BY_IRONY = {"mi_study.json": _MMIM_NO_MI_TEXT, "synthmosi_ft_runs.json": _MMIM_NO_MI_TEXT,
             "gap_study.json": tuple(GAP_CONFIGS), "gap_ft.json": tuple(GAP_FT_CONFIGS)}
 
 
