@@ -269,10 +269,10 @@ def modality_mutual_information(source: SynthMOSI | SynthParams,
 
     Each modality reaches the others only through a sufficient statistic: the text through its
     bucket b (its words are drawn given b alone), the frames of m through their count L_m and
-    mean xbar_m (deviations from the mean are frame noise). Given the label s and the speaker,
-    b, xbar_v and xbar_a are independent, xbar_m ~ N(f_m(s) + o_m, frame_sd_m^2 / L_m), and one
-    uniform draw, independent of the rest, sets both L_v and L_a. With p(b | s) exact (rounding
-    noise; irony a mixture of e = s and e = -s):
+    mean xbar_m (deviations from the mean are frame noise; their float32 rounding is ignored).
+    Given the label s and the speaker, b, xbar_v and xbar_a are independent,
+    xbar_m ~ N(f_m(s) + o_m, frame_sd_m^2 / L_m), and one uniform draw, independent of the rest,
+    sets both L_v and L_a. With p(b | s) exact (rounding noise; irony a mixture of e = s, -s):
 
     - I(text; m) = H(B) - E[H(B | xbar_m, L_m)], p(b | xbar_m, L_m) = sum_s p(s | ...) p(b | s);
     - I(face; voice) = I(L_v; L_a)
