@@ -13,12 +13,12 @@ from dataclasses import dataclass, field
 from typing import Sequence
 
 import numpy as np
-from scipy.special import logsumexp, ndtr
+from scipy.special import entr, logsumexp, ndtr
 
 from .data import SPLITS, Sample
 
 __all__ = ["SynthMOSI", "SynthParams", "ChannelParams", "make_synthmosi", "text_bucket", "label_atoms",
-           "ADJ_TEMPLATES", "ADJ_PHRASES", "VERB_PHRASES", "NARRATION"]
+           "modality_mutual_information", "ADJ_TEMPLATES", "ADJ_PHRASES", "VERB_PHRASES", "NARRATION"]
 
 ADJ_TEMPLATES = ("i thought it was {}", "the movie was {}", "honestly the acting was {}", "overall it was {}",
                  "the story was {}", "the ending was {}", "i found it {}")
@@ -122,6 +122,28 @@ def _channels(rng: np.random.Generator, dim: int, frames: tuple[int, int], signa
                          speaker_sd * rng.uniform(0.75, 1.25, dim), frames)
 
 
+def _bucket_given_s(p: SynthParams) -> np.ndarray:
+    """p(b | s = atom_k) for b = -3..3, shape (K, 7); edge buckets absorb the tails."""
+    b = np.arange(-3.0, 4.0)
+    upper, lower = np.where(b >= 3, np.inf, b + 0.5), np.where(b <= -3, -np.inf, b - 0.5)
+
+    def given(e: np.ndarray) -> np.ndarray:  # P(clip(floor(e + noise + 1/2)) = b)
+        z = p.text_noise
+        return ndtr((upper - e[:, None]) / z) - ndtr((lower - e[:, None]) / z)
+    return (1 - p.irony_rate) * given(p.atoms) + p.irony_rate * given(-p.atoms)
+
+
+def _gauss_loglik(x: np.ndarray, w: np.ndarray, mu: np.ndarray) -> np.ndarray:
+    """-1/2 sum_c w_c (x_c - mu_c)^2 per row of x (precisions w alike) and row of mu: (N, M)."""
+    return -0.5 * ((w * x**2).sum(1, keepdims=True) - 2 * (w * x) @ mu.T + w @ (mu**2).T)
+
+
+def _frame_counts(frames: tuple[int, int], u: np.ndarray) -> np.ndarray:
+    """Frames per clip from a uniform u (one u per clip sets the visual and the acoustic count)."""
+    lo, hi = frames
+    return np.minimum(lo + np.floor(u * (hi - lo + 1)).astype(np.int64), hi)
+
+
 class SynthMOSI:
     """A SynthMOSI draw: ``.splits`` like :func:`~mmim_lite.data.load_dataset`; per-split ground truth ``latent`` s,
     ``ironic``, ``bucket``, ``speaker`` (per clip), ``videos``, ``offsets["v"|"a"]`` (per speaker); ``params``."""
@@ -141,14 +163,9 @@ class SynthMOSI:
         """log p(observed modality | s = atom_k), shape (N, K), up to a per-clip constant."""
         samples, p = self._samples(split), self.params
         if modality == "t":
-            b = np.array([text_bucket(x.text) for x in samples], dtype=np.float64)[:, None]
-            upper, lower = np.where(b >= 3, np.inf, b + 0.5), np.where(b <= -3, -np.inf, b - 0.5)
-
-            def bucket_prob(e: np.ndarray) -> np.ndarray:  # P(round(e + noise) = b), edges absorb tails
-                return ndtr((upper - e) / p.text_noise) - ndtr((lower - e) / p.text_noise)
-            lik = (1 - p.irony_rate) * bucket_prob(p.atoms[None]) + p.irony_rate * bucket_prob(-p.atoms[None])
+            b = np.array([text_bucket(x.text) for x in samples], dtype=np.int64)
             with np.errstate(divide="ignore"):
-                return np.log(lik)
+                return np.log(_bucket_given_s(p)[:, b + 3].T)
         if modality not in ("v", "a"):
             raise ValueError(f"expected modality in {_MODALITIES}, found {modality!r}")
         ch = p.visual if modality == "v" else p.acoustic
@@ -156,8 +173,7 @@ class SynthMOSI:
         lengths = np.array([len(x) for x in frames], dtype=np.float64)[:, None]
         xbar = np.stack([x.mean(axis=0, dtype=np.float64) for x in frames]) if frames else np.zeros((0, len(ch.mean)))
         w = 1.0 / (ch.speaker_sd**2 + ch.frame_sd**2 / lengths)  # offset integrated out
-        f = ch.f(p.atoms)  # (K, d)
-        return -0.5 * ((w * xbar**2).sum(1, keepdims=True) - 2 * (w * xbar) @ f.T + w @ (f**2).T)
+        return _gauss_loglik(xbar, w, ch.f(p.atoms))
 
     def posterior(self, split: str, modalities: Sequence[str] = _MODALITIES) -> np.ndarray:
         """p(s = atom_k | observed modalities), shape (N, K); rows sum to 1."""
@@ -175,8 +191,7 @@ class SynthMOSI:
 
 
 def _frames(rng: np.random.Generator, ch: ChannelParams, u: np.ndarray, clip_means: np.ndarray) -> list[np.ndarray]:
-    lo, hi = ch.frames
-    lengths = np.minimum(lo + np.floor(u * (hi - lo + 1)).astype(np.int64), hi)
+    lengths = _frame_counts(ch.frames, u)
     frames = (rng.standard_normal((int(lengths.sum()), len(ch.mean)), dtype=np.float32) * ch.frame_sd.astype(np.float32)
               + np.repeat(clip_means.astype(np.float32), lengths, axis=0))
     return np.split(frames, np.cumsum(lengths)[:-1]) if len(lengths) else []
@@ -234,3 +249,88 @@ def make_synthmosi(n_train: int = 1284, n_valid: int = 229, n_test: int = 686, s
         for key, value in zip(out, (clips, s, ironic, bucket, speaker, videos, offsets)):
             out[key][split] = value
     return SynthMOSI(params=params, seed=seed, **out)
+
+
+def _frame_count_information(v: tuple[int, int], a: tuple[int, int]) -> float:
+    """I(L_v; L_a) in nats, exact: both counts are steps of one uniform u (one interval per cell)."""
+    edges = np.union1d(*(np.arange(hi - lo + 2) / (hi - lo + 1) for lo, hi in (v, a)))
+    mid, mass = (edges[:-1] + edges[1:]) / 2, np.diff(edges)
+    lv, la = _frame_counts(v, mid), _frame_counts(a, mid)
+    pv, pa = (np.bincount(x, weights=mass)[x] for x in (lv, la))  # each interval's marginals
+    return float(np.sum(mass * np.log(mass / (pv * pa))))
+
+
+def modality_mutual_information(source: SynthMOSI | SynthParams,
+                                pairs: Sequence[str] = ("tv", "ta", "va"), n: int = 20_000,
+                                seed: int = 0, split: str | None = None
+                                ) -> dict[str, tuple[float, float]]:
+    """I(text; face), I(text; voice), I(face; voice) of a generated clip, in nats:
+    {pair: (estimate, standard error)}, a pair named by two of "t", "v", "a".
+
+    Each modality reaches the others only through a sufficient statistic: the text through its
+    bucket b (its words are drawn given b alone), the frames of m through their count L_m and
+    mean xbar_m (deviations from the mean are frame noise; their float32 rounding is ignored).
+    Given the label s and the speaker, b, xbar_v and xbar_a are independent,
+    xbar_m ~ N(f_m(s) + o_m, frame_sd_m^2 / L_m), and one uniform draw, independent of the rest,
+    sets both L_v and L_a. With p(b | s) exact (rounding noise; irony a mixture of e = s, -s):
+
+    - I(text; m) = H(B) - E[H(B | xbar_m, L_m)], p(b | xbar_m, L_m) = sum_s p(s | ...) p(b | s);
+    - I(face; voice) = I(L_v; L_a)
+      + E[log p(xbar_v, xbar_a | L_v, L_a) - log p(xbar_v | L_v) - log p(xbar_a | L_a)],
+      the frame-count term exact (log 41 = 3.71 nats for the default equal ranges), the second
+      mediated by s and the speaker.
+
+    H(B) and I(L_v; L_a) are exact; each expectation is a mean over ``n`` clips drawn from the
+    generator (``seed``), its standard error the term's standard deviation over sqrt(n).
+    ``split=None``: the clip's speaker is a new one, offsets o_v, o_a ~ N(0, speaker_sd^2)
+    drawn apart per modality and integrated out (as :meth:`SynthMOSI.posterior` does), so the
+    speaker adds nothing that face and voice share: a held-out clip. ``split`` named (``source``
+    a :class:`SynthMOSI`): the speaker is one of that split's, by its share of the clips, with
+    its drawn offsets, a latent that face and voice share beside s."""
+    p = source.params if isinstance(source, SynthMOSI) else source
+    bad = [q for q in pairs if len(q) != 2 or q[0] == q[1] or not set(q) <= set(_MODALITIES)]
+    if bad or int(n) != n or n < 2:
+        raise ValueError(f"expected pairs of two of {_MODALITIES} and n >= 2, found {bad}, n={n}")
+    chans = {"v": p.visual, "a": p.acoustic}
+    if split is None:
+        weights = np.ones(1)
+        offsets = {m: np.zeros((1, len(ch.mean))) for m, ch in chans.items()}
+        spk_var = {m: ch.speaker_sd**2 for m, ch in chans.items()}
+    elif isinstance(source, SynthMOSI):
+        if not source._samples(split):  # a clear error for an unknown split, too
+            raise ValueError(f"expected a split with clips, found {split!r} empty")
+        speaker = source.speaker[split]
+        weights = np.bincount(speaker, minlength=p.speakers[split]) / len(speaker)
+        offsets, spk_var = source.offsets[split], {m: 0.0 for m in chans}
+    else:
+        raise ValueError(f"expected a SynthMOSI with split={split!r}, found SynthParams")
+    rng, n_atoms, n_spk = np.random.default_rng(seed), len(p.atoms), len(weights)
+    s, spk = rng.choice(n_atoms, size=n, p=p.prior), rng.choice(n_spk, size=n, p=weights)
+    u = rng.random(n)
+    with np.errstate(divide="ignore"):
+        log_pz = (np.log(p.prior)[:, None] + np.log(weights)).ravel()  # latent z = (s, speaker)
+    xbar, prec, mu = {}, {}, {}
+    for m, ch in chans.items():
+        sd = np.sqrt(spk_var[m] + ch.frame_sd**2 / _frame_counts(ch.frames, u)[:, None])
+        xbar[m] = ch.f(p.atoms)[s] + offsets[m][spk] + sd * rng.standard_normal(sd.shape)
+        prec[m] = sd**-2
+        mu[m] = (ch.f(p.atoms)[:, None] + offsets[m][None]).reshape(n_atoms * n_spk, -1)
+    b_given_s, terms = _bucket_given_s(p), {q: np.empty(n) for q in pairs}
+    step = max(1, 2**21 // (n_atoms * n_spk))
+    for i in range(0, n, step):
+        ll = {m: log_pz + _gauss_loglik(xbar[m][i : i + step], prec[m][i : i + step], mu[m])
+              for m in chans}  # log p(z, xbar_m) up to a per-clip constant
+        for q in pairs:
+            if "t" in q:  # H(B | xbar_m, L_m) of each clip
+                post = np.exp(ll[q.strip("t")] - logsumexp(ll[q.strip("t")], 1, keepdims=True))
+                pb = post.reshape(-1, n_atoms, n_spk).sum(2) @ b_given_s
+                terms[q][i : i + step] = entr(pb).sum(1)
+            else:  # the per-clip constants cancel
+                with np.errstate(invalid="ignore"):  # -inf - -inf where the prior is 0
+                    joint = np.where(np.isfinite(log_pz), ll["v"] + ll["a"] - log_pz, -np.inf)
+                terms[q][i : i + step] = (logsumexp(joint, 1) - logsumexp(ll["v"], 1)
+                                          - logsumexp(ll["a"], 1))
+    h_b = entr(p.prior @ b_given_s).sum()
+    i_l = _frame_count_information(p.visual.frames, p.acoustic.frames)
+    return {q: (float(h_b - t.mean() if "t" in q else i_l + t.mean()),
+                float(t.std(ddof=1) / np.sqrt(n))) for q, t in terms.items()}

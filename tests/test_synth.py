@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import time
 
 import numpy as np
@@ -9,7 +10,8 @@ import pytest
 from scipy.special import logsumexp
 
 from mmim_lite.data import SPLITS, Sample
-from mmim_lite.synth import ADJ_PHRASES, ADJ_TEMPLATES, NARRATION, VERB_PHRASES, label_atoms, make_synthmosi, text_bucket
+from mmim_lite.synth import (ADJ_PHRASES, ADJ_TEMPLATES, NARRATION, VERB_PHRASES, label_atoms, make_synthmosi,
+                             modality_mutual_information, text_bucket)
 
 
 @pytest.fixture(scope="module")
@@ -179,3 +181,101 @@ def test_posterior_is_calibrated_and_median_beats_mean():
     wrong = big.posterior("test")[:, big.params.atoms > 0].sum(1)
     sel = wrong > 0.95
     assert np.mean(y[sel] > 0) < wrong[sel].mean() - 0.05
+
+
+def _entropy(p: np.ndarray) -> float:
+    p = p[p > 0]
+    return float(-(p * np.log(p)).sum())
+
+
+def _within(a: tuple[float, float], b: tuple[float, float], z: float = 4.0) -> bool:
+    """Two (estimate, standard error) pairs agree within z combined standard errors."""
+    return abs(a[0] - b[0]) <= z * np.hypot(a[1], b[1]) + 1e-9
+
+
+def test_modality_mi_closed_forms():
+    """Limits with known values, in nats: a face without signal shares nothing with the text and
+    only the frame count with the voice; noise-free face, voice and words (irony half the time)
+    give I(text; face) = H(B) - H(B | S) and I(face; voice) = H(S) + I(L_v; L_a)."""
+    r = modality_mutual_information(make_synthmosi(1, 1, 1, seed=3, visual_signal=0.0), n=4000)
+    assert abs(r["tv"][0]) < 1e-9 and r["ta"][0] > 0.02
+    assert r["va"][0] == pytest.approx(np.log(41), abs=1e-9)  # 41 counts, the same for both
+
+    d = make_synthmosi(1, 1, 1, seed=3, irony_rate=0.5, text_noise=1e-4, visual_signal=1e3,
+                       acoustic_signal=1e3, speaker_sd=0.0, acoustic_frames=(5, 12))
+    r = modality_mutual_information(d, n=4000)
+    atoms, prior = d.params.atoms, d.params.prior
+    said = np.clip(np.floor(atoms + 0.5), -3, 3), np.clip(np.floor(-atoms + 0.5), -3, 3)
+    p_b = sum(0.5 * np.bincount((b + 3).astype(int), weights=prior, minlength=7) for b in said)
+    h_b_given_s = np.log(2) * prior[said[0] != said[1]].sum()  # a coin between two buckets
+    assert _within(r["tv"], (_entropy(p_b) - h_b_given_s, 0.0)) and r["tv"][1] < 0.01
+    assert _within(r["ta"], (_entropy(p_b) - h_b_given_s, 0.0))
+    u = (np.arange(41 * 8 * 100) + 0.5) / (41 * 8 * 100)  # both counts from one uniform quantile
+    counts = np.stack([10 + np.floor(u * 41), 5 + np.floor(u * 8)], 1)
+    _, joint = np.unique(counts, axis=0, return_counts=True)
+    h_lv = _entropy(np.bincount(counts[:, 0].astype(int)) / len(u))
+    i_l = h_lv + np.log(8) - _entropy(joint / len(u))  # I(L_v; L_a) = H(L_v) + H(L_a) - H(L_v, L_a)
+    assert _within(r["va"], (_entropy(prior) + i_l, 0.0))
+
+    r = modality_mutual_information(make_synthmosi(1, 1, 1, seed=3, text_noise=1e3), n=2000)
+    assert abs(r["tv"][0]) < 1e-4 and abs(r["ta"][0]) < 1e-4
+
+
+def test_modality_mi_matches_the_generated_clips():
+    """Against clips of make_synthmosi (one speaker each: a new speaker per clip), a different
+    Monte Carlo: the mean over clips of log p(b, x) / (p(b) p(x)) with the realised buckets, the
+    oracle's likelihoods, and the realised frame counts' empirical joint."""
+    d = make_synthmosi(1, 1, 20_000, seed=4, n_speakers=(1, 1, 20_000), visual_signal=0.75,
+                       acoustic_signal=0.6, acoustic_frames=(5, 12))
+    r = modality_mutual_information(d, n=20_000, seed=1)
+    log_prior = np.log(d.params.prior)
+    ll = {m: d.log_likelihood("test", m) + log_prior for m in "tva"}  # text: log p(b | s) exact
+    lengths = np.array([[len(x.visual), len(x.acoustic)] for x in d.splits["test"]])
+    _, cell, joint = np.unique(lengths, axis=0, return_inverse=True, return_counts=True)
+    marginals = [np.bincount(c)[c] for c in lengths.T]
+    pmi_l = np.log(joint[cell.ravel()] * len(lengths) / (marginals[0] * marginals[1]))
+    for q, x, y, extra in (("tv", "t", "v", 0), ("ta", "t", "a", 0), ("va", "v", "a", pmi_l)):
+        pmi = (logsumexp(ll[x] + ll[y] - log_prior, axis=1) - logsumexp(ll[x], axis=1)
+               - logsumexp(ll[y], axis=1) + extra)
+        assert _within(r[q], (pmi.mean(), pmi.std() / np.sqrt(len(pmi)))), (q, r[q], pmi.mean())
+
+
+def test_modality_mi_of_a_splits_known_speakers():
+    """Speakers far apart are named by face and by voice alike: then face and voice share the
+    speaker's entropy plus what they share with its offsets known (speaker_sd 0, new speakers),
+    and the text shares with the face what it shares with offsets known."""
+    d = make_synthmosi(300, 1, 1, seed=6, n_speakers=(6, 1, 1), speaker_sd=40.0,
+                       visual_signal=0.75, acoustic_signal=0.6)
+    split = modality_mutual_information(d, n=6000, seed=2, split="train")
+    v, a = (dataclasses.replace(ch, speaker_sd=0 * ch.speaker_sd)
+            for ch in (d.params.visual, d.params.acoustic))
+    known = dataclasses.replace(d.params, visual=v, acoustic=a)
+    fresh = modality_mutual_information(known, n=6000, seed=3)
+    h_speaker = _entropy(np.bincount(d.speaker["train"]) / 300)
+    assert _within(split["va"], (fresh["va"][0] + h_speaker, fresh["va"][1]))
+    assert _within(split["tv"], fresh["tv"]) and _within(split["ta"], fresh["ta"])
+    assert modality_mutual_information(d, n=6000, seed=2)["va"][0] < split["va"][0] - 1.0
+    with pytest.raises(ValueError, match="split"):
+        modality_mutual_information(d.params, split="train")
+    with pytest.raises(ValueError, match="pairs"):
+        modality_mutual_information(d, pairs=("tt",))
+
+
+def test_modality_mi_symmetric_nonnegative_and_monotone():
+    base = make_synthmosi(1, 1, 1, seed=8)
+    r = modality_mutual_information(base, pairs=("tv", "vt", "ta", "va", "av"), n=5000)
+    assert r["tv"] == r["vt"] and r["va"] == r["av"]
+    swapped = dataclasses.replace(base.params, visual=base.params.acoustic,
+                                  acoustic=base.params.visual)
+    s = modality_mutual_information(swapped, n=5000, seed=5)
+    assert _within(s["tv"], r["ta"]) and _within(s["ta"], r["tv"]) and _within(s["va"], r["va"])
+    by_signal = [modality_mutual_information(make_synthmosi(1, 1, 1, seed=8, visual_signal=v),
+                                             n=5000) for v in (0.1, 0.3, 0.9)]
+    by_noise = [modality_mutual_information(make_synthmosi(1, 1, 1, seed=8, text_noise=z),
+                                            pairs=("tv",), n=5000)["tv"] for z in (0.3, 0.7, 2.0)]
+    for q in ("tv", "va"):
+        values = [x[q][0] for x in by_signal]
+        assert all(x[q][0] >= -3 * x[q][1] for x in by_signal) and values == sorted(values)
+    assert [x[0] for x in by_noise] == sorted((x[0] for x in by_noise), reverse=True)
+    assert by_noise[-1][0] > 0
+    assert by_signal[0]["ta"] == pytest.approx(by_signal[-1]["ta"])  # the face's signal only
