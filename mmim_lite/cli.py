@@ -21,10 +21,17 @@ import numpy as np
 from . import __version__
 from .config import PRESETS, MMIMConfig, check_resumable
 from .data import load_dataset
-from .safepickle import DatasetFormatError
 from .formats import save_mmsa_pickle, save_mult_pickle
 from .metrics import msa_metrics
-from .runtime import DiskFullError, resolve_device, run_folder, strict_json, write_csv, write_json
+from .runtime import (
+    DiskFullError,
+    resolve_device,
+    run_folder,
+    strict_json,
+    write_csv,
+    write_json,
+)
+from .safepickle import DatasetFormatError
 from .sweep import PAPER_SPACE, Sweep, load_space, run_sweep
 from .synth import make_synthmosi
 from .text import RANDOM_ENCODERS, resolve_text_encoder
@@ -44,9 +51,11 @@ SYNTH_OPTIONS = {"seed": ("--synth-seed", "S"), "n_train": ("--n-train", "N"), "
 _SYNTH_DEFAULTS = {k: json.loads(json.dumps(v.default)) for k, v in inspect.signature(make_synthmosi).parameters.items()
                    if k in SYNTH_OPTIONS}
 _MAIN_METRICS = ("mae", "corr", "acc7", "acc2_has0", "acc2_non0", "f1_non0")
-DEFAULT_PRESET = "synthmosi"  #: the starting config without --preset; fields a partial --config leaves out
+#: the starting config without --preset, and of the fields a partial --config leaves out
+DEFAULT_PRESET = "synthmosi"
 #: what a full disk asks of the user, by command
-_DISK_FULL_HINT = {"train": "rerun with --resume to continue", "sweep": "rerun the same command to continue"}
+_DISK_FULL_HINT = {"train": "rerun with --resume to continue",
+                   "sweep": "rerun the same command to continue"}
 
 
 class CLIError(Exception):
@@ -81,7 +90,8 @@ def _device_list(text: str) -> tuple[str, ...]:
 
 
 # argparse names the type in "invalid ... value": the form a user types, not a function name
-_boolean.__name__, _finite.__name__, _device_list.__name__ = "true/false", "finite float", "device list"
+_boolean.__name__, _finite.__name__ = "true/false", "finite float"
+_device_list.__name__ = "device list"
 
 
 def _ints(metavar: str) -> Callable[[str], list[int]]:
@@ -116,8 +126,9 @@ def _add_data_options(parser: argparse.ArgumentParser, data: bool = True, requir
     """``--data``/``--label-csv`` (unless ``data`` is False) and the SynthMOSI generator options."""
     if data:
         parser.add_argument("--data", required=required, metavar="{synthmosi|PATH}",
-                            help="'synthmosi' (generated, even where a file or folder of that name exists: "
-                            "write ./synthmosi for it) or a released MulT/MMSA pickle or its folder")
+                            help="'synthmosi' (generated, even where a file or folder of that "
+                            "name exists: write ./synthmosi for it) or a released MulT/MMSA "
+                            "pickle or its folder")
         parser.add_argument("--label-csv", metavar="CSV", help="label CSV with the raw text (MulT pickles)")
     group = parser.add_argument_group("SynthMOSI generator")
     for key, (flag, metavar) in SYNTH_OPTIONS.items():
@@ -133,8 +144,8 @@ def _add_config_options(parser: argparse.ArgumentParser) -> None:
                         help="starting configuration (default synthmosi): Table 3 (mosi, mosei) or CPU-sized "
                         "(synthmosi: MiniLM frozen, synthmosi-ft: MiniLM fine-tuned)")
     parser.add_argument("--config", metavar="FILE", help="start from this config JSON (a run's config.json or a "
-                        f"sweep's best_config.json) instead of a preset; fields it leaves out: the {DEFAULT_PRESET} "
-                        "preset's")
+                        f"sweep's best_config.json) instead of a preset; fields it leaves out: "
+                        f"the {DEFAULT_PRESET} preset's")
     parser.add_argument("--seeds", default="1", metavar="N|S1,S2,..",
                         help="N runs with seeds seed..seed+N-1 (default 1), or a comma-separated list")
     group = parser.add_argument_group("config overrides", "every MMIMConfig field; given values override the "
@@ -161,8 +172,9 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--out", required=True, metavar="DIR", help="output folder")
     train.add_argument("--resume", action="store_true", help="continue DIR from each seed's checkpoint.pt "
                        "(finished seeds are read back); only --epochs and --patience may be raised")
-    train.add_argument("--overwrite", action="store_true", help="replace the run DIR holds (its files are "
-                       "removed first); without it or --resume, a DIR that holds a run is refused")
+    train.add_argument("--overwrite", action="store_true", help="replace the run DIR holds (its "
+                       "files are removed first); without it or --resume, a DIR that holds a run "
+                       "is refused")
     _add_config_options(train)
     train.set_defaults(func=cmd_train)
     ev = sub.add_parser("evaluate", allow_abbrev=False, help="metrics of a checkpoint, as one JSON object")
@@ -194,7 +206,8 @@ def build_parser() -> argparse.ArgumentParser:
                     "top.md, best.json, figures")
     sw.add_argument("--workers", type=int, metavar="W", help="worker processes on this machine (default: the "
                     "number of --devices, else 1)")
-    sw.add_argument("--devices", type=_device_list, metavar="DEV,DEV,..", help="device of each worker, round-robin "
+    sw.add_argument("--devices", type=_device_list, metavar="DEV,DEV,..",
+                    help="device of each worker, round-robin "
                     "(e.g. cuda:0,cuda:1; default auto)")
     sw.add_argument("--prune", action="store_true", help="stop unpromising trials early (median rule on the "
                     "per-epoch validation MAE)")
@@ -230,9 +243,11 @@ def config_from_args(args: argparse.Namespace) -> MMIMConfig:
     stored = _read_json(Path(path).expanduser())
     if not isinstance(stored, dict):
         found = "no such file" if stored is None else f"found a JSON {type(stored).__name__}"
-        raise CLIError(f"--config {path!r}: expected a config JSON object (e.g. a run's config.json), {found}")
+        raise CLIError(f"--config {path!r}: expected a config JSON object (e.g. a run's "
+                       f"config.json), {found}")
     try:  # a partial config: the default preset's values for the fields it leaves out
-        return MMIMConfig.from_dict({**MMIMConfig.preset(DEFAULT_PRESET).to_dict(), **stored}).replace(**overrides)
+        full = {**MMIMConfig.preset(DEFAULT_PRESET).to_dict(), **stored}
+        return MMIMConfig.from_dict(full).replace(**overrides)
     except ValueError as err:
         raise CLIError(f"--config {path}: {err}") from None
 
@@ -250,7 +265,7 @@ def _seed_list(text: str, config: MMIMConfig) -> list[int]:
 
 
 def _checked(*steps: Callable[[], Any]) -> list[Any]:
-    """The results of independent steps; the bad input of every step that fails, together in one error."""
+    """The results of independent steps; the bad input of every step that fails in one error."""
     results, errors = [], []
     for step in steps:
         try:
@@ -269,17 +284,19 @@ def _out_dir(args: argparse.Namespace) -> Path:
     return out
 
 
-def _run_inputs(args: argparse.Namespace) -> tuple[MMIMConfig, list[int], dict[str, Any], Path, list[str]]:
-    """``train``'s and ``sweep``'s config, seeds, data spec, output folder and devices, checked before anything
-    is written (every independent problem at once)."""
+def _run_inputs(args: argparse.Namespace
+                ) -> tuple[MMIMConfig, list[int], dict[str, Any], Path, list[str]]:
+    """``train``'s and ``sweep``'s config, seeds, data spec, output folder and devices, checked
+    before anything is written (every independent problem at once)."""
     given = args.devices or ([args.device] if hasattr(args, "device") else ["auto"])
-    config, spec, out, devices = _checked(lambda: config_from_args(args), lambda: _data_spec(args),
-                                          lambda: _out_dir(args), lambda: [str(resolve_device(d)) for d in given])
+    config, spec, out, devices = _checked(
+        lambda: config_from_args(args), lambda: _data_spec(args), lambda: _out_dir(args),
+        lambda: [str(resolve_device(d)) for d in given])
     return config, _seed_list(args.seeds, config), spec, out, devices
 
 
 def _load_checked(config: MMIMConfig, spec: dict[str, Any]) -> tuple[dict[str, Any], Any]:
-    """:func:`_load` and the text encoder's check (a bad name or an offline hub), both reported at once."""
+    """:func:`_load` and the text encoder's check (a bad name, an offline hub), reported at once."""
     def encoder() -> None:
         if config.text_encoder not in (*RANDOM_ENCODERS, "minilm"):
             resolve_text_encoder(config.text_encoder)
@@ -290,7 +307,7 @@ def _data_spec(args: argparse.Namespace, stored: dict[str, Any] | None = None) -
     """What to load (``{"source": "synthmosi" | "file", ...}``): the command line, else ``stored``, else defaults."""
     given = {k[7:]: v for k, v in vars(args).items() if k.startswith("synth__") and v is not None}
     data = args.data
-    if data is not None and data.lower() == "synthmosi" and Path(data).exists():  # say which one is used
+    if data is not None and data.lower() == "synthmosi" and Path(data).exists():  # say which
         print(f"{PROG}: note: --data synthmosi is the generated SynthMOSI, not the {data} here "
               f"(for that, write --data ./{data})", file=sys.stderr)
     if data is None:
@@ -319,18 +336,20 @@ def _load(spec: dict[str, Any]) -> tuple[dict[str, Any], Any]:
     try:
         return load_dataset(spec["path"], label_csv=spec.get("label_csv")), None
     except DatasetFormatError as err:  # the library's keyword, as the option a user types
-        raise CLIError(str(err).replace("expected label_csv=...", "expected --label-csv CSV")) from None
+        message = str(err).replace("expected label_csv=...", "expected --label-csv CSV")
+        raise CLIError(message) from None
 
 
 def _data_differences(before: dict[str, Any], now: dict[str, Any]) -> list[str]:
-    """How two data specs differ, each as "OPTION: X in data.json, Y here" (``source`` alone if that differs)."""
+    """How two data specs differ, each as "OPTION: X in data.json, Y here" (``source`` alone if
+    that differs)."""
     flags = {"source": "--data", "path": "--data", "label_csv": "--label-csv",
              **{f"synth.{k}": flag for k, (flag, _) in SYNTH_OPTIONS.items()}}
-    flat = [{**{k: v for k, v in d.items() if k != "synth"}, **{f"synth.{k}": v for k, v in d.get("synth", {}).items()}}
-            for d in (before, now)]
-    keys = ["source"] if before.get("source") != now.get("source") else sorted(set(flat[0]) | set(flat[1]))
-    return [f"{flags.get(k, k)}: {flat[0].get(k)!r} in data.json, {flat[1].get(k)!r} here" for k in keys
-            if flat[0].get(k) != flat[1].get(k)]
+    a, b = ({**{k: v for k, v in d.items() if k != "synth"},
+             **{f"synth.{k}": v for k, v in d.get("synth", {}).items()}} for d in (before, now))
+    keys = ["source"] if a.get("source") != b.get("source") else sorted(set(a) | set(b))
+    return [f"{flags.get(k, k)}: {a.get(k)!r} in data.json, {b.get(k)!r} here" for k in keys
+            if a.get(k) != b.get(k)]
 
 
 def _read_json(path: Path) -> dict[str, Any] | None:
@@ -351,13 +370,13 @@ def cmd_train(args: argparse.Namespace) -> int:
     """``mmim-lite train``: :func:`~mmim_lite.train.run_seeds`, then all seeds' history.csv and summary.json."""
     config, seeds, spec, out, devices = _run_inputs(args)
     if args.resume and args.overwrite:
-        raise CLIError("--resume continues the run in --out, --overwrite replaces it: use one of them")
-    with run_folder(out, resume=args.resume, overwrite=args.overwrite) as clear:  # one process per folder
+        raise CLIError("--resume continues the run in --out, --overwrite replaces it: use one")
+    with run_folder(out, resume=args.resume, overwrite=args.overwrite) as clear:  # one process
         return _train(args, config, seeds, spec, out, devices, clear)
 
 
-def _train(args: argparse.Namespace, config: MMIMConfig, seeds: list[int], spec: dict[str, Any], out: Path,
-           devices: list[str], clear: Callable[[], None]) -> int:
+def _train(args: argparse.Namespace, config: MMIMConfig, seeds: list[int], spec: dict[str, Any],
+           out: Path, devices: list[str], clear: Callable[[], None]) -> int:
     """``train`` in a run folder this process holds (``clear``: remove the run it replaces)."""
     if args.resume:  # continuing a run with other settings would mix two experiments
         data_before, config_before = _read_json(out / "data.json"), _read_json(out / "config.json")
@@ -374,8 +393,9 @@ def _train(args: argparse.Namespace, config: MMIMConfig, seeds: list[int], spec:
     clear()
     write_json(config.to_dict(), out / "config.json")
     write_json(spec, out / "data.json")
-    results = run_seeds(config, seeds, splits, out_dir=out, device=device, resume=args.resume, devices=parallel,
-                        log_epochs=bool(parallel) or not sys.stderr.isatty())  # off a terminal: a line per epoch
+    lines = bool(parallel) or not sys.stderr.isatty()  # off a terminal: one line per epoch
+    results = run_seeds(config, seeds, splits, out_dir=out, device=device, resume=args.resume,
+                        devices=parallel, log_epochs=lines)
     history = []  # all seeds' per-epoch rows in one table, with a seed column
     for seed in seeds:
         with open(out / f"seed_{seed}" / "history.csv", newline="") as fh:
@@ -430,8 +450,9 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     if not path.is_file():
         raise CLIError(f"--checkpoint {args.checkpoint!r}: no such file")
     stored = _read_json(path.parent / "data.json") or _read_json(path.parent.parent / "data.json")
-    state, spec, device = _checked(lambda: read_checkpoint(path), lambda: _data_spec(args, stored),
-                                   lambda: resolve_device(args.device))  # all before any data is made or read
+    state, spec, device = _checked(  # all before any data is made or read
+        lambda: read_checkpoint(path), lambda: _data_spec(args, stored),
+        lambda: resolve_device(args.device))
     splits, _ = _load(spec)
     trainer = Trainer.from_checkpoint(path, splits, device=device, progress=False, state=state)
     print(json.dumps(trainer.evaluate(args.split)))

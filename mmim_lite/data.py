@@ -165,9 +165,9 @@ def load_dataset(path: str | os.PathLike[str],
         clips, texts, segs = {}, [], []
         for key in ("vision", "audio"):
             x = _array(d, key, where, (3,), len(ids), "fiub")
-            if dims.setdefault(key, x.shape[2]) != x.shape[2]:  # one feature size per modality in every split
-                raise DatasetFormatError(f"{where}, key '{key}': expected {dims[key]} features per frame (as in "
-                                         f"split 'train'), found {x.shape[2]}")
+            if dims.setdefault(key, x.shape[2]) != x.shape[2]:  # one feature size in every split
+                raise DatasetFormatError(f"{where}, key '{key}': expected {dims[key]} features per "
+                                         f"frame (as in split 'train'), found {x.shape[2]}")
             if id(x) not in cleaned:  # splits may share arrays: each is counted (on raw values) and cleaned once
                 cleaned[id(x)] = (x, *_clean(x, count=mult))  # x kept alive: its id stays unique
             _, x, n = cleaned[id(x)]

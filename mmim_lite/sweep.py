@@ -321,8 +321,8 @@ def run_worker(sweep: Sweep, splits: Mapping[str, Sequence[Any]], device: str = 
 
 
 def _worker_process(*args: Any) -> None:
-    """:func:`run_worker` in a spawned process: Ctrl-C (sent to every worker) ends it quietly, its trial queued
-    again; the parent reports the interruption once."""
+    """:func:`run_worker` in a spawned process: Ctrl-C (sent to every worker) ends it quietly, its
+    trial queued again; the parent reports the interruption once."""
     try:
         run_worker(*args)
     except KeyboardInterrupt:
@@ -385,14 +385,15 @@ def run_sweep(sweep: Sweep, splits: Mapping[str, Sequence[Any]], out_dir: str | 
     else:
         threads = max(1, torch.get_num_threads() // workers)
         context = multiprocessing.get_context("spawn")
-        procs = [context.Process(target=_worker_process, args=(sweep, splits, devices[i % len(devices)], threads),
+        procs = [context.Process(target=_worker_process,
+                                 args=(sweep, splits, devices[i % len(devices)], threads),
                                  name=f"mmim-lite-sweep-{i}") for i in range(workers)]
         for proc in procs:
             proc.start()
         try:
             for proc in procs:
                 proc.join()
-        except KeyboardInterrupt:  # the workers got it too: let them queue their trials again and stop
+        except KeyboardInterrupt:  # the workers got it too: they queue their trials again, stop
             for proc in procs:
                 proc.join()
             raise

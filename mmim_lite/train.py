@@ -39,13 +39,13 @@ from .text import RANDOM_ENCODERS
 #: seed of the permutation that picks the labelled training clips (``labeled_fraction`` < 1)
 LABEL_SUBSET_SEED = 20211107
 
-__all__ = ["LABEL_SUBSET_SEED", "TrainingDivergedError", "TracePoint", "Trainer", "epoch_line", "read_checkpoint",
-           "run_seeds", "summarize_runs"]
+__all__ = ["LABEL_SUBSET_SEED", "TrainingDivergedError", "TracePoint", "Trainer", "epoch_line",
+           "read_checkpoint", "run_seeds", "summarize_runs"]
 
 #: keys of every checkpoint, and those only a trainer's (``kind="trainer"``, resumable) has
 _CHECKPOINT_KEYS = ("kind", "config", "visual_dim", "acoustic_dim", "memories", "model", "epoch")
-_TRAINER_KEYS = ("best_model", "optimizers", "schedulers", "rng", "steps", "best_valid_mae", "best_epoch",
-                 "bad_epochs", "history", "trace", "result")
+_TRAINER_KEYS = ("best_model", "optimizers", "schedulers", "rng", "steps", "best_valid_mae",
+                 "best_epoch", "bad_epochs", "history", "trace", "result")
 
 
 class TrainingDivergedError(FloatingPointError):
@@ -74,8 +74,8 @@ class Trainer:
     """Algorithm 1 for one config and one dataset (``{"train", "valid", "test"}`` lists of Samples).
 
     ``device``: "auto" | "cpu" | "cuda[:N]"; ``out_dir``: where run files go (None: nothing is
-    written); ``progress``: tqdm bars (None: only on a terminal); ``log_epochs``: one line per epoch on
-    stderr (:func:`epoch_line`); ``text_encoder``: an already
+    written); ``progress``: tqdm bars (None: only on a terminal); ``log_epochs``: one line per
+    epoch on stderr (:func:`epoch_line`); ``text_encoder``: an already
     resolved ``(model, tokenizer)``; ``text_cache``: precomputed ``{split: (N, d_t)}`` [CLS] features
     of a frozen pretrained encoder (:meth:`text_features`).
     """
@@ -83,7 +83,8 @@ class Trainer:
     def __init__(self, config: MMIMConfig, splits: Mapping[str, Sequence[Any]], *,
                  device: str | torch.device | None = "auto", out_dir: str | Path | None = None,
                  progress: bool | None = None, log_epochs: bool = False,
-                 text_encoder: tuple[Any, Any] | None = None, text_cache: Mapping[str, torch.Tensor] | None = None) -> None:
+                 text_encoder: tuple[Any, Any] | None = None,
+                 text_cache: Mapping[str, torch.Tensor] | None = None) -> None:
         missing = [s for s in ("train", "valid") if len(splits.get(s, ())) == 0]
         if missing:
             raise ValueError(f"splits must contain non-empty 'train' and 'valid' (missing/empty: {missing})")
@@ -335,12 +336,14 @@ class Trainer:
         set_rng_state(state["rng"])
 
     @classmethod
-    def from_checkpoint(cls, path: str | Path, splits: Mapping[str, Sequence[Any]], config: MMIMConfig | None = None,
-                        *, state: tuple[dict[str, Any], MMIMConfig] | None = None, **kwargs: Any) -> "Trainer":
+    def from_checkpoint(cls, path: str | Path, splits: Mapping[str, Sequence[Any]],
+                        config: MMIMConfig | None = None, *,
+                        state: tuple[dict[str, Any], MMIMConfig] | None = None,
+                        **kwargs: Any) -> "Trainer":
         """A Trainer restored from ``checkpoint.pt`` (resume) or ``best.pt`` (evaluation), with the
         stored config or ``config``, which may only raise ``epochs`` and ``patience``
-        (:func:`~mmim_lite.config.check_resumable`). ``state``: ``path``'s :func:`read_checkpoint`, if already
-        read. ``kwargs`` go to :class:`Trainer`."""
+        (:func:`~mmim_lite.config.check_resumable`). ``state``: ``path``'s :func:`read_checkpoint`,
+        if already read. ``kwargs`` go to :class:`Trainer`."""
         state, stored = state or read_checkpoint(path)
         check_resumable(stored, config or stored, str(path))
         trainer = cls(config or stored, splits, **kwargs)
@@ -349,11 +352,13 @@ class Trainer:
 
 
 def read_checkpoint(path: str | Path) -> tuple[dict[str, Any], MMIMConfig]:
-    """A checkpoint (:func:`~mmim_lite.runtime.load_checkpoint`) holding every key of its kind, and its config."""
+    """A checkpoint (:func:`~mmim_lite.runtime.load_checkpoint`) with every key of its kind, and
+    its config."""
     state = load_checkpoint(path)
     need = _CHECKPOINT_KEYS + (_TRAINER_KEYS if state.get("kind") == "trainer" else ())
     if missing := [k for k in need if k not in state]:
-        raise CheckpointError(f"{path}: expected a complete mmim-lite checkpoint, missing key(s) {missing}")
+        raise CheckpointError(f"{path}: expected a complete mmim-lite checkpoint, missing key(s) "
+                              f"{missing}")
     try:
         return state, MMIMConfig.from_dict(state["config"])
     except ValueError as err:
@@ -361,19 +366,20 @@ def read_checkpoint(path: str | Path) -> tuple[dict[str, Any], MMIMConfig]:
 
 
 def epoch_line(trainer: Trainer, row: Mapping[str, Any]) -> str:
-    """One epoch's progress as one line: seed, epoch, training loss (and its task term, the MAE), validation MAE
-    (the task loss on the validation split), best epoch and seconds."""
-    cfg = trainer.config
-    return (f"seed {cfg.seed} epoch {row['epoch']}/{cfg.epochs}: train loss {row.get('train_main', math.nan):.4f} "
-            f"(task {row.get('train_task', math.nan):.4f}), valid MAE {row['valid_mae']:.4f}, "
-            f"best epoch {row['best_epoch']}, {row['seconds']:.1f} s")
+    """One epoch's progress as one line: seed, epoch, training loss (and its task term, the MAE),
+    validation MAE (the task loss on the validation split), best epoch and seconds."""
+    cfg, nan = trainer.config, math.nan
+    return (f"seed {cfg.seed} epoch {row['epoch']}/{cfg.epochs}: train loss "
+            f"{row.get('train_main', nan):.4f} (task {row.get('train_task', nan):.4f}), valid MAE "
+            f"{row['valid_mae']:.4f}, best epoch {row['best_epoch']}, {row['seconds']:.1f} s")
 
 
 # -- the paper's protocol: several seeds ---------------------------------------------------------
 def run_seeds(config: MMIMConfig, seeds: Iterable[int], splits: Mapping[str, Sequence[Any]], *,
               out_dir: str | Path | None = None, device: str = "auto", progress: bool | None = None,
               resume: bool = False, on_epoch: Callable[[Trainer, dict[str, Any]], None] | None = None,
-              devices: Sequence[str] | None = None, log_epochs: bool = False) -> list[dict[str, Any]]:
+              devices: Sequence[str] | None = None,
+              log_epochs: bool = False) -> list[dict[str, Any]]:
     """One :meth:`Trainer.fit` per seed (the paper reports the mean of five), into ``out_dir/seed_<s>/``.
 
     ``resume=True`` continues each seed from its ``checkpoint.pt`` (a finished seed is read back from
