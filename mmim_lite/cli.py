@@ -9,6 +9,7 @@ import csv
 import dataclasses
 import inspect
 import json
+import math
 import os
 import sys
 import typing
@@ -22,11 +23,19 @@ from .config import PRESETS, MMIMConfig, check_resumable
 from .data import load_dataset
 from .formats import save_mmsa_pickle, save_mult_pickle
 from .metrics import msa_metrics
-from .runtime import resolve_device, strict_json, write_csv, write_json
+from .runtime import (
+    DiskFullError,
+    resolve_device,
+    run_folder,
+    strict_json,
+    write_csv,
+    write_json,
+)
+from .safepickle import DatasetFormatError
 from .sweep import PAPER_SPACE, Sweep, load_space, run_sweep
 from .synth import make_synthmosi
 from .text import RANDOM_ENCODERS, resolve_text_encoder
-from .train import Trainer, run_seeds, summarize_runs
+from .train import Trainer, read_checkpoint, run_seeds, summarize_runs
 
 __all__ = ["main", "build_parser", "config_from_args", "CLIError"]
 
@@ -42,6 +51,11 @@ SYNTH_OPTIONS = {"seed": ("--synth-seed", "S"), "n_train": ("--n-train", "N"), "
 _SYNTH_DEFAULTS = {k: json.loads(json.dumps(v.default)) for k, v in inspect.signature(make_synthmosi).parameters.items()
                    if k in SYNTH_OPTIONS}
 _MAIN_METRICS = ("mae", "corr", "acc7", "acc2_has0", "acc2_non0", "f1_non0")
+#: the starting config without --preset, and of the fields a partial --config leaves out
+DEFAULT_PRESET = "synthmosi"
+#: what a full disk asks of the user, by command
+_DISK_FULL_HINT = {"train": "rerun with --resume to continue",
+                   "sweep": "rerun the same command to continue"}
 
 
 class CLIError(Exception):
@@ -59,8 +73,25 @@ def _boolean(text: str) -> bool:
     return text.lower() == "true"
 
 
+def _finite(text: str) -> float:
+    if not math.isfinite(value := float(text)):
+        raise ValueError(text)
+    return value
+
+
 def _names(text: str) -> tuple[str, ...]:
     return () if text.lower() == "none" else tuple(s.strip() for s in text.split(",") if s.strip())
+
+
+def _device_list(text: str) -> tuple[str, ...]:
+    if not (names := _names(text)):
+        raise ValueError(text)
+    return names
+
+
+# argparse names the type in "invalid ... value": the form a user types, not a function name
+_boolean.__name__, _finite.__name__ = "true/false", "finite float"
+_device_list.__name__ = "device list"
 
 
 def _ints(metavar: str) -> Callable[[str], list[int]]:
@@ -78,7 +109,7 @@ def _field_parser(hint: Any) -> tuple[Callable[[str], Any], str]:
     args = typing.get_args(hint)
     base = next((a for a in args if a is not type(None)), hint) if type(None) in args else hint
     parse, metavar = ((_names, "NAMES") if typing.get_origin(base) is tuple else
-                      {bool: (_boolean, "BOOL"), int: (int, "INT"), float: (float, "FLOAT")}.get(base, (str, "STR")))
+                      {bool: (_boolean, "BOOL"), int: (int, "INT"), float: (_finite, "FLOAT")}.get(base, (str, "STR")))
     if type(None) in args:
         def optional(text: str) -> Any:
             return None if text.lower() == "none" else parse(text)
@@ -95,12 +126,14 @@ def _add_data_options(parser: argparse.ArgumentParser, data: bool = True, requir
     """``--data``/``--label-csv`` (unless ``data`` is False) and the SynthMOSI generator options."""
     if data:
         parser.add_argument("--data", required=required, metavar="{synthmosi|PATH}",
-                            help="'synthmosi' (generated) or a released MulT/MMSA pickle or its folder")
+                            help="'synthmosi' (generated, even where a file or folder of that "
+                            "name exists: write ./synthmosi for it) or a released MulT/MMSA "
+                            "pickle or its folder")
         parser.add_argument("--label-csv", metavar="CSV", help="label CSV with the raw text (MulT pickles)")
     group = parser.add_argument_group("SynthMOSI generator")
     for key, (flag, metavar) in SYNTH_OPTIONS.items():
         flags = [flag, "--seed"] if (not data and key == "seed") else [flag]  # synth: --seed too
-        parse = _ints(metavar) if "," in metavar else int if metavar in ("N", "S", "D") else float
+        parse = _ints(metavar) if "," in metavar else int if metavar in ("N", "S", "D") else _finite
         group.add_argument(*flags, dest=f"synth__{key}", type=parse, metavar=metavar,
                            help=f"SynthMOSI {key.replace('_', ' ')} (default {_SYNTH_DEFAULTS[key]})")
 
@@ -111,7 +144,8 @@ def _add_config_options(parser: argparse.ArgumentParser) -> None:
                         help="starting configuration (default synthmosi): Table 3 (mosi, mosei) or CPU-sized "
                         "(synthmosi: MiniLM frozen, synthmosi-ft: MiniLM fine-tuned)")
     parser.add_argument("--config", metavar="FILE", help="start from this config JSON (a run's config.json or a "
-                        "sweep's best_config.json) instead of a preset")
+                        f"sweep's best_config.json) instead of a preset; fields it leaves out: "
+                        f"the {DEFAULT_PRESET} preset's")
     parser.add_argument("--seeds", default="1", metavar="N|S1,S2,..",
                         help="N runs with seeds seed..seed+N-1 (default 1), or a comma-separated list")
     group = parser.add_argument_group("config overrides", "every MMIMConfig field; given values override the "
@@ -133,11 +167,14 @@ def build_parser() -> argparse.ArgumentParser:
     train = sub.add_parser("train", allow_abbrev=False, help="train MMIM (Algorithm 1) for one or more seeds")
     _add_data_options(train, required=True)
     train.add_argument("--device", default="auto", help="auto (CUDA if available), cpu, cuda, cuda:N")
-    train.add_argument("--devices", metavar="DEV,DEV,..", type=_names,
+    train.add_argument("--devices", metavar="DEV,DEV,..", type=_device_list,
                        help="run the seeds in parallel, one process per device slot, e.g. cuda:0,cuda:1 or cpu,cpu")
     train.add_argument("--out", required=True, metavar="DIR", help="output folder")
     train.add_argument("--resume", action="store_true", help="continue DIR from each seed's checkpoint.pt "
                        "(finished seeds are read back); only --epochs and --patience may be raised")
+    train.add_argument("--overwrite", action="store_true", help="replace the run DIR holds (its "
+                       "files are removed first); without it or --resume, a DIR that holds a run "
+                       "is refused")
     _add_config_options(train)
     train.set_defaults(func=cmd_train)
     ev = sub.add_parser("evaluate", allow_abbrev=False, help="metrics of a checkpoint, as one JSON object")
@@ -169,7 +206,8 @@ def build_parser() -> argparse.ArgumentParser:
                     "top.md, best.json, figures")
     sw.add_argument("--workers", type=int, metavar="W", help="worker processes on this machine (default: the "
                     "number of --devices, else 1)")
-    sw.add_argument("--devices", type=_names, metavar="DEV,DEV,..", help="device of each worker, round-robin "
+    sw.add_argument("--devices", type=_device_list, metavar="DEV,DEV,..",
+                    help="device of each worker, round-robin "
                     "(e.g. cuda:0,cuda:1; default auto)")
     sw.add_argument("--prune", action="store_true", help="stop unpromising trials early (median rule on the "
                     "per-epoch validation MAE)")
@@ -199,14 +237,17 @@ def config_from_args(args: argparse.Namespace) -> MMIMConfig:
     overrides.update({k[5:]: v for k, v in vars(args).items() if k.startswith("cfg__")})  # given options only
     path = args.config
     if path is None:
-        return MMIMConfig.preset(args.preset or "synthmosi", **overrides)
+        return MMIMConfig.preset(args.preset or DEFAULT_PRESET, **overrides)
     if args.preset is not None:
         raise CLIError("--config and --preset both give the starting config: use one of them")
     stored = _read_json(Path(path).expanduser())
-    if stored is None:
-        raise CLIError(f"--config {path!r}: no such file (expected a config JSON, e.g. a run's config.json)")
-    try:
-        return MMIMConfig.from_dict(stored).replace(**overrides)
+    if not isinstance(stored, dict):
+        found = "no such file" if stored is None else f"found a JSON {type(stored).__name__}"
+        raise CLIError(f"--config {path!r}: expected a config JSON object (e.g. a run's "
+                       f"config.json), {found}")
+    try:  # a partial config: the default preset's values for the fields it leaves out
+        full = {**MMIMConfig.preset(DEFAULT_PRESET).to_dict(), **stored}
+        return MMIMConfig.from_dict(full).replace(**overrides)
     except ValueError as err:
         raise CLIError(f"--config {path}: {err}") from None
 
@@ -223,21 +264,52 @@ def _seed_list(text: str, config: MMIMConfig) -> list[int]:
     return seeds
 
 
-def _run_inputs(args: argparse.Namespace) -> tuple[MMIMConfig, list[int], dict[str, Any], Path]:
-    """``train``'s and ``sweep``'s config, seeds, data spec and output folder, checked before anything is written."""
-    config = config_from_args(args)
-    seeds, spec, out = _seed_list(args.seeds, config), _data_spec(args), Path(args.out).expanduser()
-    if out.exists() and not out.is_dir():
+def _checked(*steps: Callable[[], Any]) -> list[Any]:
+    """The results of independent steps; the bad input of every step that fails in one error."""
+    results, errors = [], []
+    for step in steps:
+        try:
+            results.append(step())
+        except (CLIError, ValueError, OSError) as err:
+            results.append(None)
+            errors.append(" ".join(str(err).split()))
+    if errors:
+        raise CLIError("; ".join(dict.fromkeys(errors)))
+    return results
+
+
+def _out_dir(args: argparse.Namespace) -> Path:
+    if (out := Path(args.out).expanduser()).exists() and not out.is_dir():
         raise CLIError(f"--out {args.out!r} is a file, expected a folder")
-    if config.text_encoder not in (*RANDOM_ENCODERS, "minilm"):  # a bad name fails here, not after loading data
-        resolve_text_encoder(config.text_encoder)
-    return config, seeds, spec, out
+    return out
+
+
+def _run_inputs(args: argparse.Namespace
+                ) -> tuple[MMIMConfig, list[int], dict[str, Any], Path, list[str]]:
+    """``train``'s and ``sweep``'s config, seeds, data spec, output folder and devices, checked
+    before anything is written (every independent problem at once)."""
+    given = args.devices or ([args.device] if hasattr(args, "device") else ["auto"])
+    config, spec, out, devices = _checked(
+        lambda: config_from_args(args), lambda: _data_spec(args), lambda: _out_dir(args),
+        lambda: [str(resolve_device(d)) for d in given])
+    return config, _seed_list(args.seeds, config), spec, out, devices
+
+
+def _load_checked(config: MMIMConfig, spec: dict[str, Any]) -> tuple[dict[str, Any], Any]:
+    """:func:`_load` and the text encoder's check (a bad name, an offline hub), reported at once."""
+    def encoder() -> None:
+        if config.text_encoder not in (*RANDOM_ENCODERS, "minilm"):
+            resolve_text_encoder(config.text_encoder)
+    return _checked(lambda: _load(spec), encoder)[0]
 
 
 def _data_spec(args: argparse.Namespace, stored: dict[str, Any] | None = None) -> dict[str, Any]:
     """What to load (``{"source": "synthmosi" | "file", ...}``): the command line, else ``stored``, else defaults."""
     given = {k[7:]: v for k, v in vars(args).items() if k.startswith("synth__") and v is not None}
     data = args.data
+    if data is not None and data.lower() == "synthmosi" and Path(data).exists():  # say which
+        print(f"{PROG}: note: --data synthmosi is the generated SynthMOSI, not the {data} here "
+              f"(for that, write --data ./{data})", file=sys.stderr)
     if data is None:
         if stored is None:
             raise CLIError("--data is required (no data.json beside the checkpoint or one folder up)")
@@ -261,7 +333,23 @@ def _load(spec: dict[str, Any]) -> tuple[dict[str, Any], Any]:
     if spec["source"] == "synthmosi":
         synth = make_synthmosi(**spec["synth"])
         return synth.splits, synth
-    return load_dataset(spec["path"], label_csv=spec.get("label_csv")), None
+    try:
+        return load_dataset(spec["path"], label_csv=spec.get("label_csv")), None
+    except DatasetFormatError as err:  # the library's keyword, as the option a user types
+        message = str(err).replace("expected label_csv=...", "expected --label-csv CSV")
+        raise CLIError(message) from None
+
+
+def _data_differences(before: dict[str, Any], now: dict[str, Any]) -> list[str]:
+    """How two data specs differ, each as "OPTION: X in data.json, Y here" (``source`` alone if
+    that differs)."""
+    flags = {"source": "--data", "path": "--data", "label_csv": "--label-csv",
+             **{f"synth.{k}": flag for k, (flag, _) in SYNTH_OPTIONS.items()}}
+    a, b = ({**{k: v for k, v in d.items() if k != "synth"},
+             **{f"synth.{k}": v for k, v in d.get("synth", {}).items()}} for d in (before, now))
+    keys = ["source"] if a.get("source") != b.get("source") else sorted(set(a) | set(b))
+    return [f"{flags.get(k, k)}: {a.get(k)!r} in data.json, {b.get(k)!r} here" for k in keys
+            if a.get(k) != b.get(k)]
 
 
 def _read_json(path: Path) -> dict[str, Any] | None:
@@ -280,22 +368,34 @@ def _mean_std(stats: dict[str, Any]) -> str:
 
 def cmd_train(args: argparse.Namespace) -> int:
     """``mmim-lite train``: :func:`~mmim_lite.train.run_seeds`, then all seeds' history.csv and summary.json."""
-    config, seeds, spec, out = _run_inputs(args)
+    config, seeds, spec, out, devices = _run_inputs(args)
+    if args.resume and args.overwrite:
+        raise CLIError("--resume continues the run in --out, --overwrite replaces it: use one")
+    with run_folder(out, resume=args.resume, overwrite=args.overwrite) as clear:  # one process
+        return _train(args, config, seeds, spec, out, devices, clear)
+
+
+def _train(args: argparse.Namespace, config: MMIMConfig, seeds: list[int], spec: dict[str, Any],
+           out: Path, devices: list[str], clear: Callable[[], None]) -> int:
+    """``train`` in a run folder this process holds (``clear``: remove the run it replaces)."""
     if args.resume:  # continuing a run with other settings would mix two experiments
         data_before, config_before = _read_json(out / "data.json"), _read_json(out / "config.json")
         if data_before and data_before.get("source") == "synthmosi":  # generator options added since: defaults
             data_before["synth"] = {**_SYNTH_DEFAULTS, **data_before.get("synth", {})}
         if data_before not in (None, spec):
-            diff = sorted(k for k in set(data_before) | set(spec) if data_before.get(k) != spec.get(k))
-            raise CLIError(f"--resume: {out / 'data.json'} differs from this command in {diff}")
+            raise CLIError(f"--resume: {out / 'data.json'} differs from this command: "
+                           + "; ".join(_data_differences(data_before, spec)))
         if config_before is not None:  # only epochs and patience may be raised
             check_resumable(MMIMConfig.from_dict(config_before), config, f"--resume: {out / 'config.json'}")
-    devices = [str(resolve_device(d)) for d in args.devices or ()]
-    device = ",".join(dict.fromkeys(devices)) if devices else str(resolve_device(args.device))
-    splits, synth = _load(spec)
+    device = ",".join(dict.fromkeys(devices))
+    parallel = devices if args.devices else []
+    splits, synth = _load_checked(config, spec)
+    clear()
     write_json(config.to_dict(), out / "config.json")
     write_json(spec, out / "data.json")
-    results = run_seeds(config, seeds, splits, out_dir=out, device=device, resume=args.resume, devices=devices)
+    lines = bool(parallel) or not sys.stderr.isatty()  # off a terminal: one line per epoch
+    results = run_seeds(config, seeds, splits, out_dir=out, device=device, resume=args.resume,
+                        devices=parallel, log_epochs=lines)
     history = []  # all seeds' per-epoch rows in one table, with a seed column
     for seed in seeds:
         with open(out / f"seed_{seed}" / "history.csv", newline="") as fh:
@@ -321,17 +421,16 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 def cmd_sweep(args: argparse.Namespace) -> int:
     """``mmim-lite sweep``: :func:`~mmim_lite.sweep.run_sweep`, then the best setting (its test metrics only)."""
-    config, seeds, spec, out = _run_inputs(args)
+    config, seeds, spec, out, devices = _run_inputs(args)
     for flag in ("trials", "workers", "heartbeat", "top"):
         if getattr(args, flag) is not None and getattr(args, flag) < 1:
             raise CLIError(f"--{flag} must be >= 1, got {getattr(args, flag)}")
-    devices = [str(resolve_device(d)) for d in args.devices or ("auto",)]
     space = load_space(args.space, args.sampler, config)
     storage = args.storage or f"sqlite:///{out.resolve() / 'study.db'}"
     data = {k: Path(v).name if k in ("path", "label_csv") and v else v for k, v in spec.items()}  # any machine
     sweep = Sweep(base=config, space=space, seeds=tuple(seeds), sampler=args.sampler, trials=args.trials,
                   storage=storage, study=args.study, prune=args.prune, heartbeat=args.heartbeat, data=data)
-    splits, _ = _load(spec)
+    splits, _ = _load_checked(config, spec)
     out.mkdir(parents=True, exist_ok=True)
     workers = args.workers or (len(devices) if args.devices else 1)
     report = run_sweep(sweep, splits, out, devices=devices, workers=workers, top=args.top)
@@ -351,8 +450,11 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     if not path.is_file():
         raise CLIError(f"--checkpoint {args.checkpoint!r}: no such file")
     stored = _read_json(path.parent / "data.json") or _read_json(path.parent.parent / "data.json")
-    splits, _ = _load(_data_spec(args, stored))
-    trainer = Trainer.from_checkpoint(path, splits, device=args.device, progress=False)
+    state, spec, device = _checked(  # all before any data is made or read
+        lambda: read_checkpoint(path), lambda: _data_spec(args, stored),
+        lambda: resolve_device(args.device))
+    splits, _ = _load(spec)
+    trainer = Trainer.from_checkpoint(path, splits, device=device, progress=False, state=state)
     print(json.dumps(trainer.evaluate(args.split)))
     return 0
 
@@ -378,9 +480,10 @@ def cmd_synth(args: argparse.Namespace) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run ``mmim-lite`` with ``argv`` (default: ``sys.argv[1:]``); the exit status."""
-    parser = build_parser()
+    parser, command = build_parser(), None
     try:
         args = parser.parse_args(argv)
+        command = args.command
         if args.command is None:
             parser.print_help()
             return 0
@@ -396,5 +499,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         message = " ".join(str(err).split()) or type(err).__name__
         if not isinstance(err, (CLIError, ValueError, OSError)):
             message = f"{type(err).__name__}: {message}"
+        if isinstance(err, DiskFullError):
+            message += f"; free space and {_DISK_FULL_HINT.get(command, 'rerun')}"
         print(f"{PROG}: error: {message}", file=sys.stderr)
         return 2

@@ -91,6 +91,8 @@ class ModelConfig:
                 object.__setattr__(self, f.name, value := float(value))
             elif not isinstance(value, hint) or (hint is int and isinstance(value, bool)):
                 raise ConfigError(f"{f.name} must be of type {hint.__name__}, got {value!r}")
+            if hint is float and not math.isfinite(value):
+                raise ConfigError(f"{f.name} must be a finite number, got {value!r}")
             if f.metadata["valid"] is not None and not f.metadata["valid"](value):
                 raise ConfigError(f"{f.name} must be {f.metadata['want']}, got {value!r}")
         if not self.modalities or ({m for p in self.ba_pairs for m in p} | set(self.cpc_terms)) - set(self.modalities):

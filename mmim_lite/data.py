@@ -153,16 +153,21 @@ def load_dataset(path: str | os.PathLike[str],
             raise DatasetFormatError(f"{pkl}: a MulT-style pickle holds no text; expected label_csv=... (columns "
                                      "video_id, clip_id, text) or a label.csv beside the pickle, found none")
     exact, pairs = _read_label_csv(os.fspath(label_csv)) if mult else ({}, {})
-    out, cleaned, label_key = {}, {}, "labels" if mult else "regression_labels"
+    out, cleaned, label_key, dims = {}, {}, "labels" if mult else "regression_labels", {}
     for split in SPLITS:
         where, d = f"{pkl}, split '{split}'", data[split]
         ids = _array(d, "id", where, (1, 2) if mult else (1,), None)
+        if len(ids) == 0:
+            raise DatasetFormatError(f"{where}: expected at least one clip, found none")
         labels = _array(d, label_key, where, (1, 2, 3), len(ids), "fiub", (-3, 3)).reshape(-1).astype(float)
         if len(labels) != len(ids):
             raise DatasetFormatError(f"{where}, key '{label_key}': expected one label per clip, found {len(labels)}")
         clips, texts, segs = {}, [], []
         for key in ("vision", "audio"):
             x = _array(d, key, where, (3,), len(ids), "fiub")
+            if dims.setdefault(key, x.shape[2]) != x.shape[2]:  # one feature size in every split
+                raise DatasetFormatError(f"{where}, key '{key}': expected {dims[key]} features per "
+                                         f"frame (as in split 'train'), found {x.shape[2]}")
             if id(x) not in cleaned:  # splits may share arrays: each is counted (on raw values) and cleaned once
                 cleaned[id(x)] = (x, *_clean(x, count=mult))  # x kept alive: its id stays unique
             _, x, n = cleaned[id(x)]

@@ -1,28 +1,44 @@
-"""Run plumbing: seeding, devices, RNG state, atomic run files, and checkpoints of tensors and plain containers
-only (read with ``torch.load(weights_only=True)``, which can never execute code)."""
+"""Run plumbing: seeding, devices, RNG state, atomic run files (a full disk named as such), a run
+folder held by one process at a time, and checkpoints of tensors and plain containers only (read
+with ``torch.load(weights_only=True)``, which can never execute code)."""
 
 from __future__ import annotations
 
 import contextlib
 import csv
+import errno
 import json
 import os
+import pickle
 import random
+import shutil
+import uuid
+import zipfile
 from pathlib import Path
-from typing import Any, Iterator, Mapping, Sequence
+from typing import Any, Callable, Iterator, Mapping, Sequence
 
 import numpy as np
 import torch
 
-__all__ = ["CHECKPOINT_FORMAT", "CheckpointError", "seed_everything", "resolve_device", "rng_state",
+__all__ = ["CHECKPOINT_FORMAT", "CheckpointError", "DiskFullError", "RunFolderError", "run_folder",
+           "seed_everything", "resolve_device", "rng_state",
            "set_rng_state", "atomic_path", "strict_json", "write_json", "write_csv", "save_checkpoint", "load_checkpoint",
            "model_weights", "load_model_weights"]
 
 CHECKPOINT_FORMAT = "mmim-lite/2"
+LOCK_NAME = ".mmim-lite.lock"  #: a run folder's lock file (held while a process writes the run)
 
 
 class CheckpointError(ValueError):
     """A checkpoint file is missing, not an mmim-lite checkpoint or does not fit the data."""
+
+
+class DiskFullError(OSError):
+    """The disk filled while a run file was written; the file's previous version is intact."""
+
+
+class RunFolderError(ValueError):
+    """A run folder is in use by another process, or holds a run this one would be mixed with."""
 
 
 def seed_everything(seed: int) -> None:
@@ -40,8 +56,14 @@ def resolve_device(device: str | torch.device | None = "auto") -> torch.device:
         dev = torch.device(device)
     except RuntimeError as err:
         raise ValueError(f"unknown device {device!r}; expected 'auto', 'cpu', 'cuda' or 'cuda:N'") from err
+    if dev.type not in ("cpu", "cuda"):
+        raise ValueError(f"device {device!r} is not supported; expected 'auto', 'cpu', 'cuda' or "
+                         "'cuda:N'")
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise ValueError(f"device {device!r} requested but CUDA is not available")
+    if dev.type == "cuda" and (dev.index or 0) >= torch.cuda.device_count():
+        raise ValueError(f"device {device!r} requested but only {torch.cuda.device_count()} CUDA "
+                         "device(s) exist")
     return dev
 
 
@@ -58,15 +80,66 @@ def set_rng_state(state: Mapping[str, Any]) -> None:
 
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
-    """A temporary path beside ``path``, renamed over it when the block succeeds, removed when it fails."""
+    """A temporary path beside ``path``, unique to this writer, renamed over it when the block
+    succeeds, removed when it fails; a full disk (ENOSPC, or torch.save's "unexpected pos") raises
+    :class:`DiskFullError`."""
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(target.name + ".tmp")
+    # unique per writer; not tempfile.mkstemp, whose 0600 mode would reach the run file
+    tmp = target.with_name(f"{target.name}.{os.getpid()}-{uuid.uuid4().hex[:8]}.tmp")
     try:
         yield tmp
         tmp.replace(target)
+    except (OSError, RuntimeError) as err:
+        if getattr(err, "errno", None) == errno.ENOSPC or "unexpected pos" in str(err):
+            raise DiskFullError(f"no space left on device while writing {target}") from err
+        raise
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def _run_files(folder: Path) -> list[Path]:
+    """The files and seed folders of a run in ``folder`` (what ``mmim-lite train`` writes)."""
+    names = ("config.json", "data.json", "history.csv", "summary.json")
+    return sorted([folder / n for n in names if (folder / n).exists()] + [*folder.glob("seed_*")])
+
+
+@contextlib.contextmanager
+def run_folder(folder: str | os.PathLike[str], resume: bool = False,
+               overwrite: bool = False) -> Iterator[Callable[[], None]]:
+    """Hold ``folder`` (created if needed) for this process: an advisory lock (``flock``, released
+    by the system when the process ends, even killed) refuses a second process at once, and a
+    folder that holds a run is refused unless ``resume`` (continue it) or ``overwrite``. Yields
+    ``clear()``, which removes the run that ``overwrite`` replaces (call it once the new run's
+    input is checked). A folder this call created is removed if the block fails before writing."""
+    import fcntl  # POSIX (Linux, macOS)
+
+    folder = Path(folder)
+    created = not folder.exists()
+    folder.mkdir(parents=True, exist_ok=True)
+    try:
+        with open(folder / LOCK_NAME, "a") as lock:
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                raise RunFolderError(f"{folder} is in use by another mmim-lite process (it holds "
+                                     f"{LOCK_NAME}): wait for it to end, or use another "
+                                     "--out") from None
+            old = [] if resume else _run_files(folder)
+            if old and not overwrite:
+                names = ", ".join(p.name for p in old[:4])
+                raise RunFolderError(f"{folder} already holds a run ({names}): continue it with "
+                                     "--resume, or replace it with --overwrite")
+
+            def clear() -> None:
+                for path in old:
+                    shutil.rmtree(path) if path.is_dir() else path.unlink()
+
+            yield clear
+    except BaseException:
+        if created and [p.name for p in folder.iterdir()] == [LOCK_NAME]:  # nothing written
+            shutil.rmtree(folder)
+        raise
 
 
 def strict_json(obj: Any) -> Any:
@@ -96,14 +169,25 @@ def save_checkpoint(state: Mapping[str, Any], path: str | Path) -> None:
 
 
 def load_checkpoint(path: str | Path) -> dict[str, Any]:
-    """Read a checkpoint written by :class:`Trainer` with ``torch.load(weights_only=True)``."""
+    """Read a checkpoint written by :class:`Trainer` with ``torch.load(weights_only=True)``;
+    anything else (another kind of file, a damaged one, one holding other objects) raises
+    :class:`CheckpointError` naming the file."""
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"checkpoint {str(path)!r} does not exist")
+    expected = f"{path}: expected an mmim-lite checkpoint ({CHECKPOINT_FORMAT}, a torch.save file)"
+    if path.stat().st_size == 0 or not zipfile.is_zipfile(path):
+        found = "an empty file" if path.stat().st_size == 0 else "another kind of file"
+        raise CheckpointError(f"{expected}, found {found}")
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # noqa: BLE001 - corrupt / foreign file -> one clear error
-        raise CheckpointError(f"{str(path)!r} is not a readable mmim-lite checkpoint: {err}") from err
+    except pickle.UnpicklingError:  # torch's message would advise weights_only=False: never
+        raise CheckpointError(f"{path} holds objects an mmim-lite checkpoint never holds (only "
+                              "tensors and plain containers): refused, nothing was loaded or "
+                              "executed") from None
+    except Exception as err:  # noqa: BLE001 - a damaged or truncated archive -> one clear error
+        found = f"found a damaged or truncated one ({type(err).__name__})"
+        raise CheckpointError(f"{expected}, {found}") from None
     if not isinstance(ckpt, dict) or ckpt.get("format") != CHECKPOINT_FORMAT:
         raise CheckpointError(f"{str(path)!r} is not an mmim-lite checkpoint (format {CHECKPOINT_FORMAT})")
     return ckpt

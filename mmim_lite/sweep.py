@@ -32,6 +32,7 @@ import json
 import multiprocessing
 import os
 import socket
+import sys
 import time
 import typing
 import warnings
@@ -45,7 +46,7 @@ from optuna.trial import TrialState
 
 from .config import MMIMConfig
 from .runtime import strict_json, write_csv, write_json
-from .train import Trainer, TrainingDivergedError, run_seeds, summarize_runs
+from .train import Trainer, TrainingDivergedError, epoch_line, run_seeds, summarize_runs
 
 __all__ = ["PAPER_SPACE", "TPE_TRIALS", "SweepError", "Sweep", "load_space", "check_space", "open_storage",
            "open_study", "run_worker", "run_sweep", "write_report"]
@@ -278,6 +279,7 @@ def run_worker(sweep: Sweep, splits: Mapping[str, Sequence[Any]], device: str = 
         trial.set_user_attr("device", str(device))
 
         def report(trainer: Trainer, row: Mapping[str, Any]) -> None:  # per-epoch validation MAE: pruning
+            print(f"trial {trial.number} {epoch_line(trainer, row)}", file=sys.stderr, flush=True)
             trial.report(row["valid_mae"], sweep.seeds.index(trainer.config.seed) * config.epochs + row["epoch"])
             if trial.should_prune():
                 raise optuna.TrialPruned(f"seed {trainer.config.seed}, epoch {row['epoch']}")
@@ -316,6 +318,15 @@ def run_worker(sweep: Sweep, splits: Mapping[str, Sequence[Any]], device: str = 
             time.sleep(sweep.heartbeat)
         else:
             return
+
+
+def _worker_process(*args: Any) -> None:
+    """:func:`run_worker` in a spawned process: Ctrl-C (sent to every worker) ends it quietly, its
+    trial queued again; the parent reports the interruption once."""
+    try:
+        run_worker(*args)
+    except KeyboardInterrupt:
+        sys.exit(130)
 
 
 def write_report(study: optuna.Study, sweep: Sweep, out_dir: str | Path, top: int = 10) -> dict[str, Any]:
@@ -374,12 +385,18 @@ def run_sweep(sweep: Sweep, splits: Mapping[str, Sequence[Any]], out_dir: str | 
     else:
         threads = max(1, torch.get_num_threads() // workers)
         context = multiprocessing.get_context("spawn")
-        procs = [context.Process(target=run_worker, args=(sweep, splits, devices[i % len(devices)], threads),
+        procs = [context.Process(target=_worker_process,
+                                 args=(sweep, splits, devices[i % len(devices)], threads),
                                  name=f"mmim-lite-sweep-{i}") for i in range(workers)]
         for proc in procs:
             proc.start()
-        for proc in procs:
-            proc.join()
+        try:
+            for proc in procs:
+                proc.join()
+        except KeyboardInterrupt:  # the workers got it too: they queue their trials again, stop
+            for proc in procs:
+                proc.join()
+            raise
         failed = sum(proc.exitcode != 0 for proc in procs)
     study = optuna.load_study(study_name=sweep.study, storage=open_storage(sweep.storage, sweep.heartbeat))
     try:

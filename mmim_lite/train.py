@@ -39,7 +39,13 @@ from .text import RANDOM_ENCODERS
 #: seed of the permutation that picks the labelled training clips (``labeled_fraction`` < 1)
 LABEL_SUBSET_SEED = 20211107
 
-__all__ = ["LABEL_SUBSET_SEED", "TrainingDivergedError", "TracePoint", "Trainer", "run_seeds", "summarize_runs"]
+__all__ = ["LABEL_SUBSET_SEED", "TrainingDivergedError", "TracePoint", "Trainer", "epoch_line",
+           "read_checkpoint", "run_seeds", "summarize_runs"]
+
+#: keys of every checkpoint, and those only a trainer's (``kind="trainer"``, resumable) has
+_CHECKPOINT_KEYS = ("kind", "config", "visual_dim", "acoustic_dim", "memories", "model", "epoch")
+_TRAINER_KEYS = ("best_model", "optimizers", "schedulers", "rng", "steps", "best_valid_mae",
+                 "best_epoch", "bad_epochs", "history", "trace", "result")
 
 
 class TrainingDivergedError(FloatingPointError):
@@ -68,14 +74,16 @@ class Trainer:
     """Algorithm 1 for one config and one dataset (``{"train", "valid", "test"}`` lists of Samples).
 
     ``device``: "auto" | "cpu" | "cuda[:N]"; ``out_dir``: where run files go (None: nothing is
-    written); ``progress``: tqdm bars (None: only on a terminal); ``text_encoder``: an already
+    written); ``progress``: tqdm bars (None: only on a terminal); ``log_epochs``: one line per
+    epoch on stderr (:func:`epoch_line`); ``text_encoder``: an already
     resolved ``(model, tokenizer)``; ``text_cache``: precomputed ``{split: (N, d_t)}`` [CLS] features
     of a frozen pretrained encoder (:meth:`text_features`).
     """
 
     def __init__(self, config: MMIMConfig, splits: Mapping[str, Sequence[Any]], *,
                  device: str | torch.device | None = "auto", out_dir: str | Path | None = None,
-                 progress: bool | None = None, text_encoder: tuple[Any, Any] | None = None,
+                 progress: bool | None = None, log_epochs: bool = False,
+                 text_encoder: tuple[Any, Any] | None = None,
                  text_cache: Mapping[str, torch.Tensor] | None = None) -> None:
         missing = [s for s in ("train", "valid") if len(splits.get(s, ())) == 0]
         if missing:
@@ -83,6 +91,7 @@ class Trainer:
         self.config, self.device = config, resolve_device(device)
         self.out_dir = Path(out_dir) if out_dir is not None else None
         self.progress = sys.stderr.isatty() if progress is None else progress
+        self.log_epochs = log_epochs
         seed_everything(config.seed)
         # labeled_fraction: the first share of one fixed permutation (the same clips for every seed and fraction)
         n_train = len(splits["train"])
@@ -218,6 +227,8 @@ class Trainer:
         with tqdm(total=self.config.epochs, initial=self.epoch, desc="epochs", disable=not self.progress) as bar:
             while not self.done:
                 row = self.train_epoch()
+                if self.log_epochs:
+                    print(epoch_line(self, row), file=sys.stderr, flush=True)
                 if on_epoch is not None:
                     on_epoch(self, row)
                 bar.update(1)
@@ -326,28 +337,55 @@ class Trainer:
 
     @classmethod
     def from_checkpoint(cls, path: str | Path, splits: Mapping[str, Sequence[Any]],
-                        config: MMIMConfig | None = None, **kwargs: Any) -> "Trainer":
+                        config: MMIMConfig | None = None, *,
+                        state: tuple[dict[str, Any], MMIMConfig] | None = None,
+                        **kwargs: Any) -> "Trainer":
         """A Trainer restored from ``checkpoint.pt`` (resume) or ``best.pt`` (evaluation), with the
         stored config or ``config``, which may only raise ``epochs`` and ``patience``
-        (:func:`~mmim_lite.config.check_resumable`). ``kwargs`` go to :class:`Trainer`."""
-        state = load_checkpoint(path)
-        stored = MMIMConfig.from_dict(state["config"])
+        (:func:`~mmim_lite.config.check_resumable`). ``state``: ``path``'s :func:`read_checkpoint`,
+        if already read. ``kwargs`` go to :class:`Trainer`."""
+        state, stored = state or read_checkpoint(path)
         check_resumable(stored, config or stored, str(path))
         trainer = cls(config or stored, splits, **kwargs)
         trainer.load_state_dict(state)
         return trainer
 
 
+def read_checkpoint(path: str | Path) -> tuple[dict[str, Any], MMIMConfig]:
+    """A checkpoint (:func:`~mmim_lite.runtime.load_checkpoint`) with every key of its kind, and
+    its config."""
+    state = load_checkpoint(path)
+    need = _CHECKPOINT_KEYS + (_TRAINER_KEYS if state.get("kind") == "trainer" else ())
+    if missing := [k for k in need if k not in state]:
+        raise CheckpointError(f"{path}: expected a complete mmim-lite checkpoint, missing key(s) "
+                              f"{missing}")
+    try:
+        return state, MMIMConfig.from_dict(state["config"])
+    except ValueError as err:
+        raise CheckpointError(f"{path}, key 'config': {err}") from None
+
+
+def epoch_line(trainer: Trainer, row: Mapping[str, Any]) -> str:
+    """One epoch's progress as one line: seed, epoch, training loss (and its task term, the MAE),
+    validation MAE (the task loss on the validation split), best epoch and seconds."""
+    cfg, nan = trainer.config, math.nan
+    return (f"seed {cfg.seed} epoch {row['epoch']}/{cfg.epochs}: train loss "
+            f"{row.get('train_main', nan):.4f} (task {row.get('train_task', nan):.4f}), valid MAE "
+            f"{row['valid_mae']:.4f}, best epoch {row['best_epoch']}, {row['seconds']:.1f} s")
+
+
 # -- the paper's protocol: several seeds ---------------------------------------------------------
 def run_seeds(config: MMIMConfig, seeds: Iterable[int], splits: Mapping[str, Sequence[Any]], *,
               out_dir: str | Path | None = None, device: str = "auto", progress: bool | None = None,
               resume: bool = False, on_epoch: Callable[[Trainer, dict[str, Any]], None] | None = None,
-              devices: Sequence[str] | None = None) -> list[dict[str, Any]]:
+              devices: Sequence[str] | None = None,
+              log_epochs: bool = False) -> list[dict[str, Any]]:
     """One :meth:`Trainer.fit` per seed (the paper reports the mean of five), into ``out_dir/seed_<s>/``.
 
     ``resume=True`` continues each seed from its ``checkpoint.pt`` (a finished seed is read back from
     ``metrics.json`` unless ``config`` raises ``epochs`` or ``patience``). A frozen pretrained
-    encoder's [CLS] features are computed once for all seeds.
+    encoder's [CLS] features are computed once for all seeds. ``log_epochs``: one line per epoch on
+    stderr (:func:`epoch_line`).
 
     ``devices`` (e.g. ``["cuda:0", "cuda:1"]`` or ``["cpu", "cpu"]``): the seeds run in parallel, one spawned
     process per device slot, each with an equal share of the CPU threads; the run folders and results are
@@ -361,7 +399,8 @@ def run_seeds(config: MMIMConfig, seeds: Iterable[int], splits: Mapping[str, Seq
         with ProcessPoolExecutor(len(slots), mp_context=multiprocessing.get_context("spawn"),
                                  initializer=torch.set_num_threads, initargs=(threads,)) as pool:
             jobs = [pool.submit(run_seeds, config, seeds[j::len(slots)], splits, out_dir=out_dir, device=str(dev),
-                                progress=bool(progress), resume=resume) for j, dev in enumerate(slots)]
+                                progress=bool(progress), resume=resume, log_epochs=log_epochs)
+                    for j, dev in enumerate(slots)]
             by_seed = {r["seed"]: r for job in jobs for r in job.result()}
         return [by_seed[s] for s in seeds]
     results: list[dict[str, Any]] = []
@@ -369,7 +408,8 @@ def run_seeds(config: MMIMConfig, seeds: Iterable[int], splits: Mapping[str, Seq
     for seed in seeds:
         cfg = config.replace(seed=seed)
         run_dir = Path(out_dir) / f"seed_{seed}" if out_dir is not None else None
-        kwargs = dict(device=device, out_dir=run_dir, progress=progress, text_cache=shared_cache)
+        kwargs = dict(device=device, out_dir=run_dir, progress=progress, log_epochs=log_epochs,
+                      text_cache=shared_cache)
         if resume and run_dir is not None and (run_dir / "checkpoint.pt").is_file():
             trainer = Trainer.from_checkpoint(run_dir / "checkpoint.pt", splits, config=cfg, **kwargs)
             if trainer.done and (run_dir / "metrics.json").is_file():

@@ -9,10 +9,16 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import errno
 import json
+import math
+import os
+import re
 import shutil
+import signal
 import subprocess
 import sys
+import time
 import warnings
 from pathlib import Path
 
@@ -20,8 +26,8 @@ import numpy as np
 import pytest
 import torch
 
-from mmim_lite import cli, train as train_module
-from mmim_lite.config import MMIMConfig
+from mmim_lite import cli, runtime, train as train_module
+from mmim_lite.config import ConfigError, MMIMConfig
 from mmim_lite.data import load_dataset
 from mmim_lite.metrics import msa_metrics
 from mmim_lite.synth import make_synthmosi
@@ -34,6 +40,9 @@ SYNTH_ARGS = ["--data", "synthmosi", "--n-train", "64", "--n-valid", "32", "--n-
 TRAIN_ARGS = ["train", *SYNTH_ARGS, "--preset", "synthmosi", "--text-encoder", "tiny", "--epochs", "2",
               "--seeds", "2", "--device", "cpu", "--set", "alpha=0.2", "--ba-pairs", "tv,ta,va",
               "--trace-every", "1"]
+#: the line each epoch prints off a terminal (seed, epoch, training loss and its task term, valid MAE, time)
+EPOCH_LINE = r"seed (\d+) epoch (\d+)/\d+: train loss \d+\.\d{4} \(task \d\.\d{4}\), valid MAE \d\.\d{4}, " \
+             r"best epoch \d+, \d+\.\d s"
 
 
 def run(capfd, *argv: str) -> tuple[int, str, str]:
@@ -102,10 +111,11 @@ def test_summary_holds_the_oracle_of_the_same_synthmosi(run_dir):
 
 
 def test_train_prints_a_short_summary_and_no_noise(capfd, tmp_path):
-    code, out, err = run(capfd, *TRAIN_ARGS, "--epochs", "1", "--seeds", "1", "--out", str(tmp_path))
-    assert code == 0 and err == ""  # no progress bars off a terminal, no warnings
+    code, out, err = run(capfd, *TRAIN_ARGS, "--epochs", "2", "--seeds", "1", "--out", str(tmp_path))
+    # off a terminal: one line per epoch on stderr (no bars), and nothing else (no warnings)
+    assert [re.fullmatch(EPOCH_LINE, line).groups() for line in err.splitlines()] == [("0", "1"), ("0", "2")], err
     lines = out.strip().splitlines()
-    assert lines[0].startswith("seed 0: best epoch 1/1, test mae ")
+    assert re.match(r"seed 0: best epoch [12]/2, test mae ", lines[0])
     assert any(line.startswith("oracle test: mae ") for line in lines)
     assert lines[-1] == f"wrote {tmp_path / 'summary.json'}"
     summary = read_json(tmp_path / "summary.json")  # strict JSON: the std of one run is null, not NaN
@@ -178,7 +188,7 @@ def test_train_and_evaluate_on_a_mult_file_with_label_csv(capfd, tmp_path):
     out = tmp_path / "run"
     code, _, err = run(capfd, "train", "--data", str(pkl), "--label-csv", str(labels), "--preset", "mosi",
                        "--text-encoder", "tiny", "--epochs", "1", "--batch-size", "16", "--out", str(out))
-    assert code == 0 and err == ""
+    assert code == 0 and re.fullmatch(EPOCH_LINE, err.strip())
     summary = read_json(out / "summary.json")
     assert "oracle" not in summary and summary["data"]["source"] == "file"
     code, printed, _ = run(capfd, "evaluate", "--checkpoint", str(out / "seed_0" / "best.pt"))  # data.json
@@ -197,7 +207,7 @@ def test_resume_after_interruption_equals_uninterrupted(capfd, run_dir, tmp_path
 
     monkeypatch.setattr(train_module.Trainer, "train_epoch", interrupted)
     code, _, err = run(capfd, *TRAIN_ARGS, "--out", str(tmp_path))
-    assert code == 130 and err.strip() == "mmim-lite: interrupted"
+    assert code == 130 and err.splitlines()[-1] == "mmim-lite: interrupted"
     assert not (tmp_path / "seed_1" / "metrics.json").exists()
     monkeypatch.setattr(train_module.Trainer, "train_epoch", original)
     assert run(capfd, *TRAIN_ARGS, "--out", str(tmp_path), "--resume")[0] == 0
@@ -254,7 +264,7 @@ BAD = {
     "no --out": (["train", "--data", "synthmosi"], "--out"),
     "synth option on a file": (["train", "--data", "{tmp}", "--n-train", "5", "--out", "{tmp}/o"], "synthmosi"),
     "mult without csv": (["train", "--data", "{tmp}/m/mosi_data_noalign.pkl", *SMALL, "--out", "{tmp}/o"],
-                         "label"),
+                         "expected --label-csv CSV"),  # the option, not the library's keyword
     "not a pickle": (["train", "--data", "{tmp}/notes.txt", *SMALL, "--out", "{tmp}/o"], "notes.txt"),
     "no checkpoint": (["evaluate", "--checkpoint", "{tmp}/best.pt", "--data", "synthmosi"], "no such file"),
     "not a checkpoint": (["evaluate", "--checkpoint", "{tmp}/notes.txt", "--data", "synthmosi"], "checkpoint"),
@@ -334,3 +344,169 @@ def test_labelled_fraction_and_generator_knobs_from_the_cli(tmp_path, capsys):
     data = make_synthmosi(**{**SIZES, "visual_signal": 0.0, "irony_rate": 0.3})
     flat = data.log_likelihood("test", "v")
     assert np.allclose(flat, flat[:, :1])  # no visual evidence about s
+
+
+# ----------------------------------------------------------------------------- runs that cannot be lost or mixed
+class _System:  # a checkpoint's pickle that would run a command if it were ever called
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        return os.system, (f"touch {self.marker}",)
+
+
+def test_a_file_that_is_no_checkpoint_gets_one_line_and_never_torchs_advice(capfd, tmp_path):
+    """Objects a checkpoint never holds are refused (nothing executed, no advice to load them anyway); a dict
+    with the right format but missing keys names them; a text or empty file says what it is."""
+    marker = tmp_path / "executed"
+    torch.save({"format": runtime.CHECKPOINT_FORMAT, "x": _System(marker)}, tmp_path / "evil.pt")
+    torch.save({"format": runtime.CHECKPOINT_FORMAT, "x": np.zeros(3)}, tmp_path / "numpy.pt")
+    torch.save({"format": runtime.CHECKPOINT_FORMAT}, tmp_path / "format_only.pt")
+    (tmp_path / "text.pt").write_text("eh, not a checkpoint\n")
+    (tmp_path / "empty.pt").write_bytes(b"")
+    cases = {"evil.pt": "holds objects an mmim-lite checkpoint never holds", "numpy.pt": "nothing was loaded or "
+             "executed", "format_only.pt": "missing key(s) ['kind', 'config'", "text.pt": "found another kind of "
+             "file", "empty.pt": "found an empty file"}
+    for name, words in cases.items():
+        code, out, err = run(capfd, "evaluate", "--checkpoint", str(tmp_path / name), "--data", "synthmosi")
+        assert code == 2 and out == "" and err.count("\n") == 1, err
+        assert words in err and str(tmp_path / name) in err and not err.rstrip().endswith(":"), err
+        assert not any(w in err for w in ("weights_only", "add_safe_globals", "\x1b", "Re-running")), err
+    assert not marker.exists()
+
+
+def test_a_folder_holding_a_run_is_refused_unless_resume_or_overwrite(capfd, run_dir, tmp_path):
+    out = tmp_path / "run"
+    shutil.copytree(run_dir, out)
+    before = {p: p.read_bytes() for p in out.rglob("*") if p.is_file()}
+    code, _, err = run(capfd, *TRAIN_ARGS, "--alpha", "0.1", "--out", str(out))
+    assert code == 2 and err.count("\n") == 1 and "already holds a run" in err
+    assert "--resume" in err and "--overwrite" in err
+    assert {p: p.read_bytes() for p in out.rglob("*") if p.is_file()} == before  # nothing touched
+    code, _, _ = run(capfd, *TRAIN_ARGS, "--alpha", "0.1", "--seeds", "1", "--epochs", "1", "--out", str(out),
+                     "--overwrite")
+    assert code == 0 and sorted(p.name for p in out.glob("seed_*")) == ["seed_0"]  # the old seed_1 is gone
+    assert read_json(out / "config.json")["alpha"] == read_json(out / "seed_0" / "config.json")["alpha"] == 0.1
+    assert read_json(out / "summary.json")["seeds"] == [0]
+    assert run(capfd, *TRAIN_ARGS, "--out", str(out), "--overwrite", "--resume")[0] == 2
+
+
+def test_a_folder_in_use_is_refused_at_once_and_a_killed_holder_leaves_no_lock(capfd, tmp_path):
+    out = tmp_path / "run"
+    holder = subprocess.Popen([sys.executable, "-c", "import sys, time; from mmim_lite.runtime import run_folder\n"
+                               f"with run_folder({str(out)!r}):\n    print('held', flush=True); time.sleep(120)"],
+                              cwd=ROOT, stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        start = time.monotonic()
+        code, _, err = run(capfd, *TRAIN_ARGS, "--out", str(out))
+        assert code == 2 and err.count("\n") == 1 and "in use by another mmim-lite process" in err
+        assert time.monotonic() - start < 5 and not (out / "config.json").exists()
+    finally:
+        holder.kill()  # SIGKILL: the system releases its lock
+        holder.wait()
+    code, _, _ = run(capfd, *TRAIN_ARGS, "--seeds", "1", "--epochs", "1", "--out", str(out))
+    assert code == 0 and (out / "summary.json").is_file()
+
+
+def test_two_writers_of_one_file_never_share_a_temporary_file(tmp_path):
+    target = tmp_path / "config.json"
+    with runtime.atomic_path(target) as first, runtime.atomic_path(target) as second:
+        assert first != second and first.parent == second.parent == tmp_path
+        first.write_text("first")
+        second.write_text("second")
+    assert target.read_text() == "first" and [p.name for p in tmp_path.iterdir()] == ["config.json"]
+
+
+def test_checks_before_work_report_every_problem_and_write_nothing(capfd, tmp_path, monkeypatch):
+    """A bad device is refused before any file is written; a bad data file and an unreachable text encoder
+    are both reported in one line; evaluate reads the checkpoint before making any data."""
+    for device in ("meta", "mps", "cuda:99"):
+        code, _, err = run(capfd, *TRAIN_ARGS, "--device", device, "--out", str(tmp_path / "o"))
+        assert code == 2 and err.count("\n") == 1 and f"device {device!r}" in err, err
+        assert not (tmp_path / "o").exists()
+    (tmp_path / "notes.txt").write_text("not a pickle\n")
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "empty-cache"))
+    code, _, err = run(capfd, "train", "--data", str(tmp_path / "notes.txt"), "--preset", "mosi",
+                       "--out", str(tmp_path / "o"))
+    assert code == 2 and err.count("\n") == 1 and "notes.txt" in err and "bert-base-uncased" in err, err
+    assert not (tmp_path / "o").exists()
+    monkeypatch.setattr(cli, "make_synthmosi", lambda **_: pytest.fail("data made before the checkpoint was read"))
+    code, _, err = run(capfd, "evaluate", "--checkpoint", str(tmp_path / "notes.txt"), "--data", "synthmosi")
+    assert code == 2 and "notes.txt" in err
+
+
+@pytest.mark.parametrize("error", [OSError(errno.ENOSPC, "No space left on device"),
+                                   RuntimeError("[enforce fail at inline_container.cc:672] . unexpected pos 2273920 "
+                                                "vs 2273808")])
+def test_a_full_disk_is_named_the_files_stay_intact_and_resume_continues(capfd, run_dir, tmp_path, monkeypatch,
+                                                                          error):
+    out = tmp_path / "run"
+    shutil.copytree(run_dir, out)
+    checkpoint = out / "seed_0" / "checkpoint.pt"
+    before = checkpoint.read_bytes()
+
+    def full(obj, path, *args, **kwargs):  # the disk fills half-way through the file
+        Path(path).write_bytes(b"PK\x03\x04 half a checkpoint")
+        raise error
+
+    monkeypatch.setattr(runtime.torch, "save", full)
+    args3 = [*TRAIN_ARGS, "--epochs", "3", "--out", str(out), "--resume"]
+    code, _, err = run(capfd, *args3)
+    assert code == 2 and err.splitlines()[-1] == (f"mmim-lite: error: no space left on device while writing "
+                                                  f"{checkpoint}; free space and rerun with --resume to continue")
+    assert checkpoint.read_bytes() == before and not list(out.rglob("*.tmp"))
+    monkeypatch.undo()
+    assert run(capfd, *args3)[0] == 0 and read_json(out / "seed_0" / "metrics.json")["epochs_run"] == 3
+
+
+def test_small_surprises(capfd, tmp_path, monkeypatch):
+    """--data synthmosi beside a folder of that name says which it used; a partial --config starts from the
+    default preset; messages name options and values, not internals; --devices , and non-finite numbers are
+    usage errors."""
+    monkeypatch.chdir(tmp_path)
+    for argv, words in ((["--freeze-text", "maybe"], "--freeze-text: invalid true/false value: 'maybe'"),
+                        (["--devices", ","], "--devices: invalid device list value: ','"),
+                        (["--alpha", "inf"], "--alpha: invalid finite float value: 'inf'"),
+                        (["--synth-irony-rate", "nan"], "--synth-irony-rate: invalid finite float value: 'nan'"),
+                        (["--set", "beta=nan"], "--set beta: invalid float value 'nan'")):
+        code, _, err = run(capfd, "train", "--data", "synthmosi", "--out", "o", *argv)
+        assert code == 2 and err.count("\n") == 1 and words in err and "_" + "boolean" not in err, err
+    (tmp_path / "synthmosi").mkdir()
+    code, _, err = run(capfd, *TRAIN_ARGS, "--seeds", "1", "--epochs", "1", "--out", "r")
+    assert code == 0 and "--data synthmosi is the generated SynthMOSI" in err.splitlines()[0]
+    assert read_json(tmp_path / "r" / "data.json")["source"] == "synthmosi"
+    code, _, err = run(capfd, "train", "--data", "./synthmosi", "--out", "r2")  # the folder: a file is expected
+    assert code == 2 and "synthmosi: expected exactly one of" in err
+    (tmp_path / "part.json").write_text('{"epochs": 1}')
+    args = cli.build_parser().parse_args(["train", "--data", "synthmosi", "--out", "o", "--config", "part.json"])
+    assert cli.config_from_args(args) == MMIMConfig.preset(cli.DEFAULT_PRESET, epochs=1)
+    code, _, err = run(capfd, *TRAIN_ARGS, "--seeds", "1", "--epochs", "1", "--synth-seed", "5", "--n-train", "60",
+                       "--out", "r", "--resume")
+    assert code == 2 and "--n-train: 64 in data.json, 60 here; --synth-seed: 0 in data.json, 5 here" in err, err
+    with pytest.raises(ConfigError, match="alpha must be a finite number"):
+        MMIMConfig(alpha=math.inf)
+
+
+def test_ctrl_c_on_a_sweep_with_two_workers_prints_one_line(tmp_path):
+    """Each trial reports its epochs on stderr; SIGINT (Ctrl-C reaches the whole process group) stops both
+    workers with one line, no worker traceback and no leaked-semaphore warning."""
+    (tmp_path / "space.json").write_text('{"alpha": [0.1, 0.2, 0.3]}')
+    argv = [sys.executable, "-m", "mmim_lite", "sweep", *SYNTH_ARGS, "--text-encoder", "tiny", "--epochs", "500",
+            "--patience", "0", "--space", str(tmp_path / "space.json"), "--workers", "2", "--devices", "cpu",
+            "--out", str(tmp_path)]
+    proc = subprocess.Popen(argv, cwd=ROOT, env={**os.environ, "OMP_NUM_THREADS": "1"}, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        seen = set()  # both workers' trials report their first epoch
+        while len(seen) < 2 and (line := proc.stderr.readline()):
+            if match := re.fullmatch(r"trial (\d+) " + EPOCH_LINE, line.strip()):
+                seen.add(match.group(1))
+        os.killpg(proc.pid, signal.SIGINT)
+        out, err = proc.communicate(timeout=120)
+    finally:
+        proc.kill()
+    assert len(seen) == 2 and proc.returncode == 130, err
+    assert [line for line in err.splitlines() if not re.fullmatch(r"trial \d+ " + EPOCH_LINE, line)] == \
+        ["mmim-lite: interrupted"], err

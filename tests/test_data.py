@@ -217,6 +217,12 @@ BAD = [
     ("mmsa", lambda d: d["valid"].update(audio=[np.zeros((2, 2)), np.zeros((3, 2))]), ["'valid'", "'audio'"]),
     ("mult", lambda d: d["valid"].update(labels=np.array([None, None])), ["'valid'", "'labels'", "dtype"]),
     ("mmsa", lambda d: [d["train"].pop(k) for k in ("raw_text", "regression_labels")], ["'train'", "MMSA keys"]),
+    # every split like train's: one feature size per modality, at least one clip (found before any training)
+    ("mmsa", lambda d: d["test"].update(vision=d["test"]["vision"][:, :, :2]),
+     ["'test'", "'vision'", "expected 3 features per frame (as in split 'train'), found 2"]),
+    ("mult", lambda d: d["valid"].update(audio=np.ones((2, 4, 5), np.float32)), ["'valid'", "'audio'", "found 5"]),
+    ("mmsa", lambda d: d.update(test={k: v[:0] for k, v in d["test"].items()}), ["'test'", "at least one clip"]),
+    ("mult", lambda d: d.update(valid={k: v[:0] for k, v in d["valid"].items()}), ["'valid'", "at least one clip"]),
 ]
 
 

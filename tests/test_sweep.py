@@ -12,6 +12,7 @@ import csv
 import glob
 import json
 import os
+import re
 import shutil
 import socket
 import sqlite3
@@ -40,6 +41,13 @@ DATA = ["--data", "synthmosi", "--n-train", "32", "--n-valid", "16", "--n-test",
 TINY = [*DATA, "--text-encoder", "tiny", "--epochs", "1"]
 SPACE = {"alpha": [0.1, 0.3], "visual_hidden,acoustic_hidden": [8, 16]}  # 4 settings
 POINTS = [{"alpha": a, "visual_hidden,acoustic_hidden": h} for a in (0.1, 0.3) for h in (8, 16)]
+EPOCH = re.compile(r"seed (\d+) epoch (\d+)/\d+: train loss [0-9.]+ \(task [0-9.]+\), valid MAE [0-9.]+, best epoch \d+, "
+                   r"[0-9.]+ s")  # the line each epoch prints off a terminal, or with --devices
+
+
+def epoch_lines(err: str) -> list[tuple[str, str]]:
+    """(seed, epoch) of each line of ``err``; a line that is not an epoch's fails."""
+    return [EPOCH.fullmatch(line).groups() for line in err.splitlines()]
 
 
 def run(capfd, *argv: str) -> tuple[int, str, str]:
@@ -146,7 +154,7 @@ def test_best_config_trains_again_to_the_sweeps_numbers(capfd, swept, tmp_path):
     config = swept / "best_config.json"
     code, out, err = run(capfd, "train", *DATA, "--config", str(config), "--seeds", "2", "--device", "cpu",
                          "--out", str(tmp_path))
-    assert code == 0 and err == ""
+    assert code == 0 and epoch_lines(err) == [("0", "1"), ("1", "1")]
     assert json.loads((tmp_path / "config.json").read_text()) == json.loads(config.read_text())
     best = json.loads((swept / "best.json").read_text())
     for run_ in best["runs"]:  # the same setting, seeds and threads: the same numbers
@@ -278,7 +286,7 @@ def test_seeds_on_two_cpu_slots_equal_the_sequential_run(capfd, tmp_path):
     args = ["train", *TINY, "--seeds", "3", "--ba-pairs", "tv,ta,va"]
     assert run(capfd, *args, "--device", "cpu", "--out", str(tmp_path / "seq"))[0] == 0
     code, _, err = run(capfd, *args, "--devices", "cpu,cpu", "--out", str(tmp_path / "par"))
-    assert code == 0 and err == ""
+    assert code == 0 and sorted(epoch_lines(err)) == [("0", "1"), ("1", "1"), ("2", "1")]  # each worker's, by seed
     for seed in (0, 1, 2):
         for name in ("metrics.json", "history.csv", "config.json"):
             seq, par = (tmp_path / d / f"seed_{seed}" / name for d in ("seq", "par"))
