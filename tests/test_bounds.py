@@ -27,7 +27,6 @@ from mmim_lite.bounds import (
 )
 from mmim_lite.estimators import gaussian_rho_for_mi, infonce_floor
 
-torch.set_num_threads(1)
 LOG_2PIE = math.log(2 * math.pi * math.e)
 
 

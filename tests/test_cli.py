@@ -32,7 +32,6 @@ from mmim_lite.data import load_dataset
 from mmim_lite.metrics import msa_metrics
 from mmim_lite.synth import make_synthmosi
 
-torch.set_num_threads(1)
 ROOT = Path(__file__).resolve().parents[1]
 SIZES = dict(n_train=64, n_valid=32, n_test=48, visual_frames=(5, 20), acoustic_frames=(5, 20))
 SYNTH_ARGS = ["--data", "synthmosi", "--n-train", "64", "--n-valid", "32", "--n-test", "48",
@@ -43,15 +42,6 @@ TRAIN_ARGS = ["train", *SYNTH_ARGS, "--preset", "synthmosi", "--text-encoder", "
 #: the line each epoch prints off a terminal (seed, epoch, training loss and its task term, valid MAE, time)
 EPOCH_LINE = r"seed (\d+) epoch (\d+)/\d+: train loss \d+\.\d{4} \(task \d\.\d{4}\), valid MAE \d\.\d{4}, " \
              r"best epoch \d+, \d+\.\d s"
-
-
-def run(capfd, *argv: str) -> tuple[int, str, str]:
-    with warnings.catch_warnings():
-        warnings.simplefilter("error")  # a warning a user would see is a failure too
-        warnings.simplefilter("ignore", DeprecationWarning)  # hidden from users by default
-        code = cli.main(list(argv))
-    out, err = capfd.readouterr()
-    return code, out, err
 
 
 def read_json(path: Path) -> dict:
@@ -110,8 +100,8 @@ def test_summary_holds_the_oracle_of_the_same_synthmosi(run_dir):
     assert summary["oracle"]["test"]["mae"] < summary["test"]["mae"]["mean"]
 
 
-def test_train_prints_a_short_summary_and_no_noise(capfd, tmp_path):
-    code, out, err = run(capfd, *TRAIN_ARGS, "--epochs", "2", "--seeds", "1", "--out", str(tmp_path))
+def test_train_prints_a_short_summary_and_no_noise(run_cli, tmp_path):
+    code, out, err = run_cli(*TRAIN_ARGS, "--epochs", "2", "--seeds", "1", "--out", str(tmp_path))
     # off a terminal: one line per epoch on stderr (no bars), and nothing else (no warnings)
     assert [re.fullmatch(EPOCH_LINE, line).groups() for line in err.splitlines()] == [("0", "1"), ("0", "2")], err
     lines = out.strip().splitlines()
@@ -148,25 +138,25 @@ def test_options_are_typed_from_the_config_fields_and_help_comes_from_their_meta
 
 
 # ----------------------------------------------------------------------------- evaluate
-def test_evaluate_reproduces_stored_metrics_exactly(capfd, run_dir):
+def test_evaluate_reproduces_stored_metrics_exactly(run_cli, run_dir):
     stored = read_json(run_dir / "seed_1" / "metrics.json")
     ckpt = str(run_dir / "seed_1" / "best.pt")
-    code, out, err = run(capfd, "evaluate", "--checkpoint", ckpt, "--device", "cpu")
+    code, out, err = run_cli("evaluate", "--checkpoint", ckpt, "--device", "cpu")
     assert code == 0 and err == "" and len(out.strip().splitlines()) == 1
     assert json.loads(out) == stored["test"]  # exact, not approximate
     # explicit generator options equal to training's give the same; valid split as well
-    code, out, _ = run(capfd, "evaluate", "--checkpoint", ckpt, *SYNTH_ARGS, "--split", "valid")
+    code, out, _ = run_cli("evaluate", "--checkpoint", ckpt, *SYNTH_ARGS, "--split", "valid")
     assert code == 0 and json.loads(out) == stored["valid"]
     # another SynthMOSI draw gives other numbers: data.json really decides the data
-    code, out, _ = run(capfd, "evaluate", "--checkpoint", ckpt, "--data", "synthmosi", "--synth-seed", "5")
+    code, out, _ = run_cli("evaluate", "--checkpoint", ckpt, "--data", "synthmosi", "--synth-seed", "5")
     assert code == 0 and json.loads(out) != stored["test"]
 
 
 # ----------------------------------------------------------------------------- synth + files
 @pytest.mark.parametrize("fmt", ["mmsa", "mult"])
-def test_synth_writes_a_released_format_that_loads_back(capfd, tmp_path, fmt):
+def test_synth_writes_a_released_format_that_loads_back(run_cli, tmp_path, fmt):
     path = tmp_path / "data" / f"synth_{fmt}.pkl"
-    code, out, err = run(capfd, "synth", "--out", str(path), "--format", fmt, "--seed", "3",
+    code, out, err = run_cli("synth", "--out", str(path), "--format", fmt, "--seed", "3",
                          "--n-train", "20", "--n-valid", "8", "--n-test", "6")
     assert code == 0 and err == "" and "20/8/6" in out
     if fmt == "mult":
@@ -181,22 +171,22 @@ def test_synth_writes_a_released_format_that_loads_back(capfd, tmp_path, fmt):
             np.testing.assert_array_equal(a.acoustic, b.acoustic)
 
 
-def test_train_and_evaluate_on_a_mult_file_with_label_csv(capfd, tmp_path):
+def test_train_and_evaluate_on_a_mult_file_with_label_csv(run_cli, tmp_path):
     pkl, labels = tmp_path / "mosi_data_noalign.pkl", tmp_path / "texts" / "labels.csv"
-    assert run(capfd, "synth", "--out", str(pkl), "--format", "mult", "--label-csv", str(labels),
+    assert run_cli("synth", "--out", str(pkl), "--format", "mult", "--label-csv", str(labels),
                "--n-train", "40", "--n-valid", "16", "--n-test", "16")[0] == 0
     out = tmp_path / "run"
-    code, _, err = run(capfd, "train", "--data", str(pkl), "--label-csv", str(labels), "--preset", "mosi",
+    code, _, err = run_cli("train", "--data", str(pkl), "--label-csv", str(labels), "--preset", "mosi",
                        "--text-encoder", "tiny", "--epochs", "1", "--batch-size", "16", "--out", str(out))
     assert code == 0 and re.fullmatch(EPOCH_LINE, err.strip())
     summary = read_json(out / "summary.json")
     assert "oracle" not in summary and summary["data"]["source"] == "file"
-    code, printed, _ = run(capfd, "evaluate", "--checkpoint", str(out / "seed_0" / "best.pt"))  # data.json
+    code, printed, _ = run_cli("evaluate", "--checkpoint", str(out / "seed_0" / "best.pt"))  # data.json
     assert code == 0 and json.loads(printed) == read_json(out / "seed_0" / "metrics.json")["test"]
 
 
 # ----------------------------------------------------------------------------- resume
-def test_resume_after_interruption_equals_uninterrupted(capfd, run_dir, tmp_path, monkeypatch):
+def test_resume_after_interruption_equals_uninterrupted(run_cli, run_dir, tmp_path, monkeypatch):
     original = train_module.Trainer.train_epoch
 
     def interrupted(self):  # seed 1 stops after its first epoch (its checkpoint is written)
@@ -206,35 +196,35 @@ def test_resume_after_interruption_equals_uninterrupted(capfd, run_dir, tmp_path
         return row
 
     monkeypatch.setattr(train_module.Trainer, "train_epoch", interrupted)
-    code, _, err = run(capfd, *TRAIN_ARGS, "--out", str(tmp_path))
+    code, _, err = run_cli(*TRAIN_ARGS, "--out", str(tmp_path))
     assert code == 130 and err.splitlines()[-1] == "mmim-lite: interrupted"
     assert not (tmp_path / "seed_1" / "metrics.json").exists()
     monkeypatch.setattr(train_module.Trainer, "train_epoch", original)
-    assert run(capfd, *TRAIN_ARGS, "--out", str(tmp_path), "--resume")[0] == 0
+    assert run_cli(*TRAIN_ARGS, "--out", str(tmp_path), "--resume")[0] == 0
     for seed in (0, 1):
         name = f"seed_{seed}/metrics.json"
         assert read_json(tmp_path / name) == read_json(run_dir / name)
     assert read_json(tmp_path / "summary.json")["test"] == read_json(run_dir / "summary.json")["test"]
     # a finished run resumes without training again
     monkeypatch.setattr(train_module.Trainer, "fit", lambda self: pytest.fail("trained again"))
-    assert run(capfd, *TRAIN_ARGS, "--out", str(tmp_path), "--resume")[0] == 0
+    assert run_cli(*TRAIN_ARGS, "--out", str(tmp_path), "--resume")[0] == 0
     # resuming with other settings is refused, naming the field
-    code, _, err = run(capfd, *TRAIN_ARGS, "--alpha", "0.5", "--out", str(tmp_path), "--resume")
+    code, _, err = run_cli(*TRAIN_ARGS, "--alpha", "0.5", "--out", str(tmp_path), "--resume")
     assert code == 2 and err.count("\n") == 1 and "alpha" in err
 
 
-def test_resume_with_more_epochs_continues_the_run(capfd, run_dir, tmp_path):
+def test_resume_with_more_epochs_continues_the_run(run_cli, run_dir, tmp_path):
     """A finished 2-epoch run resumed with --epochs 3 (and a higher --patience) trains one more
     epoch from its checkpoint and ends exactly where a straight 3-epoch run ends."""
     straight = tmp_path / "straight"
     args3 = [*TRAIN_ARGS, "--epochs", "3", "--patience", "9"]  # the later option wins
-    assert run(capfd, *args3, "--out", str(straight))[0] == 0
+    assert run_cli(*args3, "--out", str(straight))[0] == 0
     resumed = tmp_path / "resumed"
     shutil.copytree(run_dir, resumed)
     data = read_json(resumed / "data.json")
     del data["synth"]["n_speakers"]  # a run made before that generator option existed resumes with its default
     (resumed / "data.json").write_text(json.dumps(data))
-    assert run(capfd, *args3, "--out", str(resumed), "--resume")[0] == 0
+    assert run_cli(*args3, "--out", str(resumed), "--resume")[0] == 0
     for seed in (0, 1):
         assert read_json(resumed / f"seed_{seed}" / "metrics.json") == read_json(straight / f"seed_{seed}" / "metrics.json")
         assert read_json(resumed / f"seed_{seed}" / "metrics.json")["epochs_run"] == 3
@@ -243,7 +233,7 @@ def test_resume_with_more_epochs_continues_the_run(capfd, run_dir, tmp_path):
     assert read_json(resumed / "summary.json")["test"] == read_json(straight / "summary.json")["test"]
     # lowering them again, or changing anything else, is refused with one line naming the field
     for extra, word in ((["--epochs", "2"], "epochs 3 -> 2"), (["--alpha", "0.5"], "alpha")):
-        code, _, err = run(capfd, *args3, *extra, "--out", str(resumed), "--resume")
+        code, _, err = run_cli(*args3, *extra, "--out", str(resumed), "--resume")
         assert code == 2 and err.count("\n") == 1 and word in err, err
 
 
@@ -279,7 +269,7 @@ BAD = {
 
 
 @pytest.mark.parametrize("case", list(BAD))
-def test_bad_input_fails_with_one_line(capfd, tmp_path, run_dir, case):
+def test_bad_input_fails_with_one_line(capfd, run_cli, tmp_path, run_dir, case):
     (tmp_path / "notes.txt").write_text("not a pickle\n")
     if case == "mult without csv":
         assert cli.main(["synth", "--out", str(tmp_path / "m" / "mosi_data_noalign.pkl"), "--format", "mult",
@@ -287,17 +277,17 @@ def test_bad_input_fails_with_one_line(capfd, tmp_path, run_dir, case):
                          "--n-test", "4"]) == 0
         capfd.readouterr()
     argv, words = BAD[case]
-    code, out, err = run(capfd, *(a.format(tmp=tmp_path, run=run_dir) for a in argv))
+    code, out, err = run_cli(*(a.format(tmp=tmp_path, run=run_dir) for a in argv))
     assert code != 0 and out == ""
     lines = err.splitlines()
     assert len(lines) == 1 and lines[0].startswith("mmim-lite: error: "), err
     assert words.lower() in lines[0].lower()
 
 
-def test_unreachable_bert_base_fails_fast_with_a_hint(capfd, tmp_path, monkeypatch):
+def test_unreachable_bert_base_fails_fast_with_a_hint(run_cli, tmp_path, monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")  # as on a machine without the hub
     monkeypatch.setenv("HF_HOME", str(tmp_path / "empty-cache"))
-    code, out, err = run(capfd, "train", "--data", "synthmosi", "--text-encoder", "bert-base-uncased",
+    code, out, err = run_cli("train", "--data", "synthmosi", "--text-encoder", "bert-base-uncased",
                          "--out", str(tmp_path / "o"))
     assert code != 0 and out == "" and err.count("\n") == 1
     assert "bert-base-uncased" in err and "minilm" in err
@@ -305,8 +295,8 @@ def test_unreachable_bert_base_fails_fast_with_a_hint(capfd, tmp_path, monkeypat
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
-def test_cuda_request_without_cuda(capfd, tmp_path):
-    code, _, err = run(capfd, "train", "--data", "synthmosi", "--device", "cuda", "--out", str(tmp_path))
+def test_cuda_request_without_cuda(run_cli, tmp_path):
+    code, _, err = run_cli("train", "--data", "synthmosi", "--device", "cuda", "--out", str(tmp_path))
     assert code != 0 and err.count("\n") == 1 and "CUDA is not available" in err
 
 
@@ -355,7 +345,7 @@ class _System:  # a checkpoint's pickle that would run a command if it were ever
         return os.system, (f"touch {self.marker}",)
 
 
-def test_a_file_that_is_no_checkpoint_gets_one_line_and_never_torchs_advice(capfd, tmp_path):
+def test_a_file_that_is_no_checkpoint_gets_one_line_and_never_torchs_advice(run_cli, tmp_path):
     """Objects a checkpoint never holds are refused (nothing executed, no advice to load them anyway); a dict
     with the right format but missing keys names them; a text or empty file says what it is."""
     marker = tmp_path / "executed"
@@ -368,30 +358,30 @@ def test_a_file_that_is_no_checkpoint_gets_one_line_and_never_torchs_advice(capf
              "executed", "format_only.pt": "missing key(s) ['kind', 'config'", "text.pt": "found another kind of "
              "file", "empty.pt": "found an empty file"}
     for name, words in cases.items():
-        code, out, err = run(capfd, "evaluate", "--checkpoint", str(tmp_path / name), "--data", "synthmosi")
+        code, out, err = run_cli("evaluate", "--checkpoint", str(tmp_path / name), "--data", "synthmosi")
         assert code == 2 and out == "" and err.count("\n") == 1, err
         assert words in err and str(tmp_path / name) in err and not err.rstrip().endswith(":"), err
         assert not any(w in err for w in ("weights_only", "add_safe_globals", "\x1b", "Re-running")), err
     assert not marker.exists()
 
 
-def test_a_folder_holding_a_run_is_refused_unless_resume_or_overwrite(capfd, run_dir, tmp_path):
+def test_a_folder_holding_a_run_is_refused_unless_resume_or_overwrite(run_cli, run_dir, tmp_path):
     out = tmp_path / "run"
     shutil.copytree(run_dir, out)
     before = {p: p.read_bytes() for p in out.rglob("*") if p.is_file()}
-    code, _, err = run(capfd, *TRAIN_ARGS, "--alpha", "0.1", "--out", str(out))
+    code, _, err = run_cli(*TRAIN_ARGS, "--alpha", "0.1", "--out", str(out))
     assert code == 2 and err.count("\n") == 1 and "already holds a run" in err
     assert "--resume" in err and "--overwrite" in err
     assert {p: p.read_bytes() for p in out.rglob("*") if p.is_file()} == before  # nothing touched
-    code, _, _ = run(capfd, *TRAIN_ARGS, "--alpha", "0.1", "--seeds", "1", "--epochs", "1", "--out", str(out),
+    code, _, _ = run_cli(*TRAIN_ARGS, "--alpha", "0.1", "--seeds", "1", "--epochs", "1", "--out", str(out),
                      "--overwrite")
     assert code == 0 and sorted(p.name for p in out.glob("seed_*")) == ["seed_0"]  # the old seed_1 is gone
     assert read_json(out / "config.json")["alpha"] == read_json(out / "seed_0" / "config.json")["alpha"] == 0.1
     assert read_json(out / "summary.json")["seeds"] == [0]
-    assert run(capfd, *TRAIN_ARGS, "--out", str(out), "--overwrite", "--resume")[0] == 2
+    assert run_cli(*TRAIN_ARGS, "--out", str(out), "--overwrite", "--resume")[0] == 2
 
 
-def test_a_folder_in_use_is_refused_at_once_and_a_killed_holder_leaves_no_lock(capfd, tmp_path):
+def test_a_folder_in_use_is_refused_at_once_and_a_killed_holder_leaves_no_lock(run_cli, tmp_path):
     out = tmp_path / "run"
     holder = subprocess.Popen([sys.executable, "-c", "import sys, time; from mmim_lite.runtime import run_folder\n"
                                f"with run_folder({str(out)!r}):\n    print('held', flush=True); time.sleep(120)"],
@@ -399,13 +389,13 @@ def test_a_folder_in_use_is_refused_at_once_and_a_killed_holder_leaves_no_lock(c
     try:
         assert holder.stdout.readline().strip() == "held"
         start = time.monotonic()
-        code, _, err = run(capfd, *TRAIN_ARGS, "--out", str(out))
+        code, _, err = run_cli(*TRAIN_ARGS, "--out", str(out))
         assert code == 2 and err.count("\n") == 1 and "in use by another mmim-lite process" in err
         assert time.monotonic() - start < 5 and not (out / "config.json").exists()
     finally:
         holder.kill()  # SIGKILL: the system releases its lock
         holder.wait()
-    code, _, _ = run(capfd, *TRAIN_ARGS, "--seeds", "1", "--epochs", "1", "--out", str(out))
+    code, _, _ = run_cli(*TRAIN_ARGS, "--seeds", "1", "--epochs", "1", "--out", str(out))
     assert code == 0 and (out / "summary.json").is_file()
 
 
@@ -418,29 +408,29 @@ def test_two_writers_of_one_file_never_share_a_temporary_file(tmp_path):
     assert target.read_text() == "first" and [p.name for p in tmp_path.iterdir()] == ["config.json"]
 
 
-def test_checks_before_work_report_every_problem_and_write_nothing(capfd, tmp_path, monkeypatch):
+def test_checks_before_work_report_every_problem_and_write_nothing(run_cli, tmp_path, monkeypatch):
     """A bad device is refused before any file is written; a bad data file and an unreachable text encoder
     are both reported in one line; evaluate reads the checkpoint before making any data."""
     for device in ("meta", "mps", "cuda:99"):
-        code, _, err = run(capfd, *TRAIN_ARGS, "--device", device, "--out", str(tmp_path / "o"))
+        code, _, err = run_cli(*TRAIN_ARGS, "--device", device, "--out", str(tmp_path / "o"))
         assert code == 2 and err.count("\n") == 1 and f"device {device!r}" in err, err
         assert not (tmp_path / "o").exists()
     (tmp_path / "notes.txt").write_text("not a pickle\n")
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("HF_HOME", str(tmp_path / "empty-cache"))
-    code, _, err = run(capfd, "train", "--data", str(tmp_path / "notes.txt"), "--preset", "mosi",
+    code, _, err = run_cli("train", "--data", str(tmp_path / "notes.txt"), "--preset", "mosi",
                        "--out", str(tmp_path / "o"))
     assert code == 2 and err.count("\n") == 1 and "notes.txt" in err and "bert-base-uncased" in err, err
     assert not (tmp_path / "o").exists()
     monkeypatch.setattr(cli, "make_synthmosi", lambda **_: pytest.fail("data made before the checkpoint was read"))
-    code, _, err = run(capfd, "evaluate", "--checkpoint", str(tmp_path / "notes.txt"), "--data", "synthmosi")
+    code, _, err = run_cli("evaluate", "--checkpoint", str(tmp_path / "notes.txt"), "--data", "synthmosi")
     assert code == 2 and "notes.txt" in err
 
 
 @pytest.mark.parametrize("error", [OSError(errno.ENOSPC, "No space left on device"),
                                    RuntimeError("[enforce fail at inline_container.cc:672] . unexpected pos 2273920 "
                                                 "vs 2273808")])
-def test_a_full_disk_is_named_the_files_stay_intact_and_resume_continues(capfd, run_dir, tmp_path, monkeypatch,
+def test_a_full_disk_is_named_the_files_stay_intact_and_resume_continues(run_cli, run_dir, tmp_path, monkeypatch,
                                                                           error):
     out = tmp_path / "run"
     shutil.copytree(run_dir, out)
@@ -453,15 +443,15 @@ def test_a_full_disk_is_named_the_files_stay_intact_and_resume_continues(capfd, 
 
     monkeypatch.setattr(runtime.torch, "save", full)
     args3 = [*TRAIN_ARGS, "--epochs", "3", "--out", str(out), "--resume"]
-    code, _, err = run(capfd, *args3)
+    code, _, err = run_cli(*args3)
     assert code == 2 and err.splitlines()[-1] == (f"mmim-lite: error: no space left on device while writing "
                                                   f"{checkpoint}; free space and rerun with --resume to continue")
     assert checkpoint.read_bytes() == before and not list(out.rglob("*.tmp"))
     monkeypatch.undo()
-    assert run(capfd, *args3)[0] == 0 and read_json(out / "seed_0" / "metrics.json")["epochs_run"] == 3
+    assert run_cli(*args3)[0] == 0 and read_json(out / "seed_0" / "metrics.json")["epochs_run"] == 3
 
 
-def test_small_surprises(capfd, tmp_path, monkeypatch):
+def test_small_surprises(run_cli, tmp_path, monkeypatch):
     """--data synthmosi beside a folder of that name says which it used; a partial --config starts from the
     default preset; messages name options and values, not internals; --devices , and non-finite numbers are
     usage errors."""
@@ -471,18 +461,18 @@ def test_small_surprises(capfd, tmp_path, monkeypatch):
                         (["--alpha", "inf"], "--alpha: invalid finite float value: 'inf'"),
                         (["--synth-irony-rate", "nan"], "--synth-irony-rate: invalid finite float value: 'nan'"),
                         (["--set", "beta=nan"], "--set beta: invalid float value 'nan'")):
-        code, _, err = run(capfd, "train", "--data", "synthmosi", "--out", "o", *argv)
+        code, _, err = run_cli("train", "--data", "synthmosi", "--out", "o", *argv)
         assert code == 2 and err.count("\n") == 1 and words in err and "_" + "boolean" not in err, err
     (tmp_path / "synthmosi").mkdir()
-    code, _, err = run(capfd, *TRAIN_ARGS, "--seeds", "1", "--epochs", "1", "--out", "r")
+    code, _, err = run_cli(*TRAIN_ARGS, "--seeds", "1", "--epochs", "1", "--out", "r")
     assert code == 0 and "--data synthmosi is the generated SynthMOSI" in err.splitlines()[0]
     assert read_json(tmp_path / "r" / "data.json")["source"] == "synthmosi"
-    code, _, err = run(capfd, "train", "--data", "./synthmosi", "--out", "r2")  # the folder: a file is expected
+    code, _, err = run_cli("train", "--data", "./synthmosi", "--out", "r2")  # the folder: a file is expected
     assert code == 2 and "synthmosi: expected exactly one of" in err
     (tmp_path / "part.json").write_text('{"epochs": 1}')
     args = cli.build_parser().parse_args(["train", "--data", "synthmosi", "--out", "o", "--config", "part.json"])
     assert cli.config_from_args(args) == MMIMConfig.preset(cli.DEFAULT_PRESET, epochs=1)
-    code, _, err = run(capfd, *TRAIN_ARGS, "--seeds", "1", "--epochs", "1", "--synth-seed", "5", "--n-train", "60",
+    code, _, err = run_cli(*TRAIN_ARGS, "--seeds", "1", "--epochs", "1", "--synth-seed", "5", "--n-train", "60",
                        "--out", "r", "--resume")
     assert code == 2 and "--n-train: 64 in data.json, 60 here; --synth-seed: 0 in data.json, 5 here" in err, err
     with pytest.raises(ConfigError, match="alpha must be a finite number"):

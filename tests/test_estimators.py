@@ -19,7 +19,6 @@ from mmim_lite.estimators import (
     nwj_lower_bound,
 )
 
-torch.set_num_threads(1)
 
 
 @pytest.mark.parametrize("mi", [0.5, 2.0, 4.0])

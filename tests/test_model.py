@@ -13,7 +13,6 @@ from mmim_lite.config import ConfigError, MMIMConfig, ModelConfig
 from mmim_lite.model import MMIM, SequenceEncoder
 from mmim_lite.text import TextEncoderError, resolve_text_encoder
 
-torch.set_num_threads(1)
 
 V_DIM, A_DIM = 5, 7
 

@@ -26,7 +26,6 @@ from pathlib import Path
 
 import optuna
 import pytest
-import torch
 from optuna.trial import TrialState
 
 from mmim_lite import cli
@@ -34,7 +33,6 @@ from mmim_lite.config import MMIMConfig
 from mmim_lite.sweep import PAPER_SPACE, Sweep, open_storage, open_study, run_sweep
 from mmim_lite.synth import make_synthmosi
 
-torch.set_num_threads(1)  # the spawned workers get the same single thread: equal numbers in every test
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ["--data", "synthmosi", "--n-train", "32", "--n-valid", "16", "--n-test", "16",
         "--synth-visual-frames", "5,10", "--synth-acoustic-frames", "5,10"]
@@ -48,15 +46,6 @@ EPOCH = re.compile(r"seed (\d+) epoch (\d+)/\d+: train loss [0-9.]+ \(task [0-9.
 def epoch_lines(err: str) -> list[tuple[str, str]]:
     """(seed, epoch) of each line of ``err``; a line that is not an epoch's fails."""
     return [EPOCH.fullmatch(line).groups() for line in err.splitlines()]
-
-
-def run(capfd, *argv: str) -> tuple[int, str, str]:
-    with warnings.catch_warnings():
-        warnings.simplefilter("error")  # a warning a user would see is a failure too
-        warnings.simplefilter("ignore", DeprecationWarning)
-        code = cli.main(list(argv))
-    out, err = capfd.readouterr()
-    return code, out, err
 
 
 def space_file(folder: Path, space: object, name: str = "space.json") -> str:
@@ -150,9 +139,9 @@ def test_report_selects_on_validation_and_shows_test_for_the_best_only(swept):
     assert (swept / "history.png").stat().st_size > 0 and (swept / "importances.png").stat().st_size > 0
 
 
-def test_best_config_trains_again_to_the_sweeps_numbers(capfd, swept, tmp_path):
+def test_best_config_trains_again_to_the_sweeps_numbers(run_cli, swept, tmp_path):
     config = swept / "best_config.json"
-    code, out, err = run(capfd, "train", *DATA, "--config", str(config), "--seeds", "2", "--device", "cpu",
+    code, out, err = run_cli("train", *DATA, "--config", str(config), "--seeds", "2", "--device", "cpu",
                          "--out", str(tmp_path))
     assert code == 0 and epoch_lines(err) == [("0", "1"), ("1", "1")]
     assert json.loads((tmp_path / "config.json").read_text()) == json.loads(config.read_text())
@@ -160,7 +149,7 @@ def test_best_config_trains_again_to_the_sweeps_numbers(capfd, swept, tmp_path):
     for run_ in best["runs"]:  # the same setting, seeds and threads: the same numbers
         metrics = json.loads((tmp_path / f"seed_{run_['seed']}" / "metrics.json").read_text())
         assert metrics["valid"] == run_["valid"] and metrics["test"] == run_["test"]
-    code, _, err = run(capfd, "train", *DATA, "--config", str(config), "--preset", "mosi", "--out", str(tmp_path))
+    code, _, err = run_cli("train", *DATA, "--config", str(config), "--preset", "mosi", "--out", str(tmp_path))
     assert code == 2 and "--config and --preset" in err
 
 
@@ -267,11 +256,11 @@ BAD = {
 
 
 @pytest.mark.parametrize("case", list(BAD))
-def test_bad_input_fails_with_one_line(capfd, swept, tmp_path, case):
+def test_bad_input_fails_with_one_line(run_cli, swept, tmp_path, case):
     options, space, words = BAD[case]
     storage = options.get("storage", f"sqlite:///{swept / 'study.db'}")  # the finished study of `swept`
     path = space_file(tmp_path, space)
-    code, out, err = run(capfd, "sweep", *TINY, "--space", path, "--storage", storage, "--seeds",
+    code, out, err = run_cli("sweep", *TINY, "--space", path, "--storage", storage, "--seeds",
                          options.get("seeds", "1"), "--out", str(tmp_path / "o"))
     assert code == 2 and out == "", err
     lines = err.splitlines()
@@ -282,10 +271,10 @@ def test_bad_input_fails_with_one_line(capfd, swept, tmp_path, case):
 
 
 # ----------------------------------------------------------------------------- seeds across devices
-def test_seeds_on_two_cpu_slots_equal_the_sequential_run(capfd, tmp_path):
+def test_seeds_on_two_cpu_slots_equal_the_sequential_run(run_cli, tmp_path):
     args = ["train", *TINY, "--seeds", "3", "--ba-pairs", "tv,ta,va"]
-    assert run(capfd, *args, "--device", "cpu", "--out", str(tmp_path / "seq"))[0] == 0
-    code, _, err = run(capfd, *args, "--devices", "cpu,cpu", "--out", str(tmp_path / "par"))
+    assert run_cli(*args, "--device", "cpu", "--out", str(tmp_path / "seq"))[0] == 0
+    code, _, err = run_cli(*args, "--devices", "cpu,cpu", "--out", str(tmp_path / "par"))
     assert code == 0 and sorted(epoch_lines(err)) == [("0", "1"), ("1", "1"), ("2", "1")]  # each worker's, by seed
     for seed in (0, 1, 2):
         for name in ("metrics.json", "history.csv", "config.json"):

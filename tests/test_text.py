@@ -9,7 +9,6 @@ from mmim_lite.config import MMIMConfig
 from mmim_lite.model import MMIM
 from mmim_lite.text import cls_features, packable, resolve_text_encoder
 
-torch.set_num_threads(1)
 
 TEXTS = ["a wonderful film", "dull and boring, i did not like it at all", "ok",
          "the acting was fine but the plot made no sense whatsoever to me", "great", "not bad really"]

@@ -17,7 +17,6 @@ from mmim_lite.runtime import CheckpointError, load_checkpoint, resolve_device
 from mmim_lite.synth import make_synthmosi
 from mmim_lite.train import Trainer, TrainingDivergedError, run_seeds, summarize_runs
 
-torch.set_num_threads(1)
 
 
 @pytest.fixture(scope="module")
