@@ -368,8 +368,8 @@ def test_infonce_hand_computed():
 
 
 def test_symmetric_infonce_hand_computed_and_symmetric():
-    """CLIP's loss by explicit loops: S_ij = cos(a_i, b_j) / tau, the mean over rows of S's row-wise
-    and of its column-wise cross-entropy with the diagonal as the targets; swapping a and b keeps it."""
+    """CLIP's loss by explicit loops: S_ij = cos(a_i, b_j) / tau, the mean of S's row-wise and its
+    column-wise cross-entropy with the diagonal as the targets; swapping a and b keeps it."""
     g = np.random.default_rng(3)
     a, b, tau = g.normal(size=(5, 3)), g.normal(size=(5, 4)), 0.3
     a_p, b_p = a @ g.normal(size=(3, 2)), b @ g.normal(size=(4, 2))  # two projections to 2-d
@@ -380,8 +380,8 @@ def test_symmetric_infonce_hand_computed_and_symmetric():
     cols = sum(math.log(sum(math.exp(s[j, i]) for j in range(n))) - s[i, i] for i in range(n)) / n
     got = symmetric_infonce_loss(torch.tensor(a_p), torch.tensor(b_p), tau).item()
     assert rows != pytest.approx(cols) and got == pytest.approx((rows + cols) / 2, rel=1e-12)
-    assert symmetric_infonce_loss(torch.tensor(b_p), torch.tensor(a_p), tau).item() == pytest.approx(
-        got, rel=1e-12)
+    swapped = symmetric_infonce_loss(torch.tensor(b_p), torch.tensor(a_p), tau).item()
+    assert swapped == pytest.approx(got, rel=1e-12)
 
 
 @pytest.mark.parametrize("n", [2, 4, 32])
