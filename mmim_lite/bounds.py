@@ -17,7 +17,7 @@ LOG_2PI, LOG_2PIE = math.log(2.0 * math.pi), math.log(2.0 * math.pi * math.e)
 
 __all__ = ["standardize", "gaussian_entropy", "mixture_entropy_bounds", "ml_covariance", "HistoryMemory", "polarity_entropy",
            "GaussianPredictor", "diag_gaussian_log_prob", "authors_log_q", "ba_lower_bound", "infonce_loss",
-           "CPCHead"]
+           "symmetric_infonce_loss", "CPCHead"]
 
 
 def standardize(y: Tensor, rel_eps: float = 1e-6) -> Tensor:
@@ -223,6 +223,12 @@ def infonce_loss(h: Tensor, h_pred: Tensor, temperature: float = 1.0) -> Tensor:
         raise ValueError(f"temperature must be > 0, got {temperature!r}")
     logits = F.normalize(h_pred, dim=-1) @ F.normalize(h, dim=-1).mT / temperature
     return F.cross_entropy(logits, torch.arange(h.shape[0], device=h.device))
+
+
+def symmetric_infonce_loss(a: Tensor, b: Tensor, temperature: float = 1.0) -> Tensor:
+    """CLIP's symmetric InfoNCE (not in the paper): ``(CE(S, I) + CE(S^T, I)) / 2``, where
+    ``S_ij = cos(a_i, b_j) / temperature``: the mean of :func:`infonce_loss` both ways."""
+    return 0.5 * (infonce_loss(b, a, temperature) + infonce_loss(a, b, temperature))
 
 
 class CPCHead(nn.Module):

@@ -59,7 +59,8 @@ class ModelConfig:
     q_min_logvar: float | None = _f(-2.0, "soft floor on q's log-variance (none: unbounded)",
                                     lambda v: v is None or math.isfinite(v), "finite or none")
     modalities: tuple[str, ...] = _f(("t", "v", "a"), "modalities the fusion network sees, e.g. t (a unimodal "
-                                     "model); BA pairs and CPC terms may use only these", *_names(CPC_NAMES))
+                                     "model); BA, CPC and cross-modal terms may use only these",
+                                     *_names(CPC_NAMES))
     ba_standardize: bool = _f(False, "standardise h_y per dimension with batch statistics before log q and H(Y) "
                               "(a scale-invariant BA term)")
     cpc_layers: int = _f(1, "layers of each CPC head G_phi (Eq. 10)", *_POSITIVE)
@@ -71,8 +72,21 @@ class ModelConfig:
     entropy_mode: str = _f("gmm", "'gmm' (Eq. 8) or 'gaussian' ('w/o GMM')", ENTROPY_MODES.__contains__,
                            f"one of {ENTROPY_MODES}")
     entropy_eps: float = _f(1e-4, "ridge added to the covariances before log det", *_NONNEG)
+    entropy_projection: str = _f(
+        "none", "H(Y) of Eqs. 5-8 on 'none' (h_y, the paper) or 'tanh' (tanh(W h_y), the authors' "
+        "code; W learnt in stage 2)", ("none", "tanh").__contains__, "'none' or 'tanh'")
+    entropy_projection_dim: int = _f(0, "size of the tanh projection (0: d_y // 4, as the authors)",
+                                     *_NONNEG)
     alpha: float = _f(0.3, "weight of L_CPC in Eq. 14", *_NONNEG)
     beta: float = _f(0.1, "weight of L_BA in Eq. 14", *_NONNEG)
+    xmodal_pairs: tuple[str, ...] = _f(
+        (), "pairs xy of a symmetric cross-modal InfoNCE between projections of h_x and h_y "
+        "(not in the paper; on all clips), e.g. tv,ta ('none': off)", *_names(PAIR_NAMES))
+    xmodal_dim: int = _f(64, "size of the cross-modal InfoNCE projections", *_POSITIVE)
+    xmodal_temperature: float = _f(0.1, "temperature of the cross-modal InfoNCE", lambda v: v > 0,
+                                   "> 0")
+    xmodal_weight: float = _f(0.1, "weight of the cross-modal InfoNCE, added to L_main (Eq. 14)",
+                              *_NONNEG)
 
     def __post_init__(self) -> None:
         """Each field holds its declared type (ints pass for floats, lists for name tuples) and passes its check."""
@@ -95,9 +109,11 @@ class ModelConfig:
                 raise ConfigError(f"{f.name} must be a finite number, got {value!r}")
             if f.metadata["valid"] is not None and not f.metadata["valid"](value):
                 raise ConfigError(f"{f.name} must be {f.metadata['want']}, got {value!r}")
-        if not self.modalities or ({m for p in self.ba_pairs for m in p} | set(self.cpc_terms)) - set(self.modalities):
-            raise ConfigError(f"modalities {self.modalities!r} must be non-empty and include every modality of "
-                              f"ba_pairs {self.ba_pairs!r} and cpc_terms {self.cpc_terms!r}")
+        used = {m for p in self.ba_pairs + self.xmodal_pairs for m in p} | set(self.cpc_terms)
+        if not self.modalities or used - set(self.modalities):
+            raise ConfigError(f"modalities {self.modalities!r} must be non-empty and include every "
+                              f"modality of ba_pairs {self.ba_pairs!r}, cpc_terms "
+                              f"{self.cpc_terms!r} and xmodal_pairs {self.xmodal_pairs!r}")
 
     def replace(self: _C, **overrides: Any) -> _C:
         """A copy with the given fields changed (typed values; the CLI parses strings)."""

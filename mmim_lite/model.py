@@ -1,5 +1,6 @@
-"""The MMIM model (Sec. 3, Fig. 1): encoders (Eq. 2), fusion, BA terms (Eqs. 3-9), CPC heads (Eqs. 10-12);
-:meth:`MMIM.losses` gives the stage-2 objective (Eq. 14), :meth:`MMIM.lld_loss` the stage-1 one (Eq. 4)."""
+"""The MMIM model (Sec. 3, Fig. 1): encoders (Eq. 2), fusion, BA terms (Eqs. 3-9), CPC heads
+(Eqs. 10-12) and, optionally, a cross-modal InfoNCE (not in the paper); :meth:`MMIM.losses` gives
+the stage-2 objective (Eq. 14), :meth:`MMIM.lld_loss` the stage-1 one (Eq. 4)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,8 @@ import torch
 from torch import Tensor, nn
 from torch.nn.utils.rnn import pack_padded_sequence
 
-from .bounds import CPCHead, GaussianPredictor, HistoryMemory, ba_lower_bound, polarity_entropy, standardize
+from .bounds import (CPCHead, GaussianPredictor, HistoryMemory, ba_lower_bound, polarity_entropy,
+                     standardize, symmetric_infonce_loss)
 from .config import ModelConfig
 from .text import cls_features, resolve_text_encoder
 
@@ -71,11 +73,19 @@ class MMIMOutput:
     entropy: dict[str, Tensor] = field(default_factory=dict)  #: pair -> scalar H(Y) (Eq. 8)
     cpc_loss: dict[str, Tensor] = field(default_factory=dict)  #: m -> scalar L_N^{z,m} (Eq. 11)
     cpc_scores: dict[str, Tensor] = field(default_factory=dict)  #: m -> (B,) s(h_m, Z) (Eq. 10)
+    xmodal_loss: dict[str, Tensor] = field(default_factory=dict)  #: pair -> scalar (not in paper)
 
 
 class MMIM(nn.Module):
     """MultiModal InfoMax (Sec. 3) from a :class:`ModelConfig`, the visual / acoustic sizes and optionally a resolved
-    ``(model, tokenizer)``; one history memory per BA target modality (H(Y) depends on Y only)."""
+    ``(model, tokenizer)``; one history memory per BA target modality (H(Y) depends on Y only).
+
+    Beyond the paper, both off by default, their parameters trained in stage 2:
+    ``entropy_projection="tanh"`` takes H(Y) (Eqs. 5-8) of ``tanh(W y)`` in
+    ``entropy_projection_dim`` (0: d_y // 4) dimensions, one W per target modality: the authors'
+    code, not Eq. 8 on the raw h_y (bounded scale and dimension); ``xmodal_pairs``: per pair xy,
+    the :func:`~mmim_lite.bounds.symmetric_infonce_loss` of linear ``xmodal_dim``-d projections of
+    h_x and h_y (one head each), on every clip, labelled or not, like the CPC terms."""
 
     def __init__(self, config: ModelConfig, visual_dim: int, acoustic_dim: int,
                  text_encoder: tuple[nn.Module, Any] | None = None) -> None:
@@ -97,6 +107,12 @@ class MMIM(nn.Module):
         self.cpc_heads = nn.ModuleDict({m: CPCHead(dims[m], config.fusion_dim, config.cpc_layers)
                                         for m in config.cpc_terms})  # G_phi (Eq. 10)
         self.memories = {m: HistoryMemory(config.memory_size) for m in sorted({p[1] for p in config.ba_pairs})}
+        tanh = config.entropy_projection == "tanh"
+        self.entropy_proj = nn.ModuleDict({m: nn.Sequential(nn.Linear(  # the authors' tanh(W y)
+            dims[m], config.entropy_projection_dim or max(1, dims[m] // 4)), nn.Tanh()) if tanh
+            else nn.Identity() for m in self.memories})
+        self.xmodal_heads = nn.ModuleDict({p: nn.ModuleList([
+            nn.Linear(dims[m], config.xmodal_dim) for m in p]) for p in config.xmodal_pairs})
 
     def predictor_parameters(self) -> list[nn.Parameter]:
         """theta_q: updated by stage 1 only."""
@@ -107,7 +123,8 @@ class MMIM(nn.Module):
         return [p for p in self.text_model.parameters() if p.requires_grad]
 
     def main_parameters(self) -> list[nn.Parameter]:
-        """Stage-2 parameters other than the text encoder's: LSTMs, fusion, head, CPC heads."""
+        """Stage-2 parameters other than the text encoder's: LSTMs, fusion, head, CPC heads and the
+        projections of ``entropy_projection`` and ``xmodal_pairs``."""
         skip = {id(p) for p in self.text_model.parameters()} | {id(p) for p in self.predictor_parameters()}
         return [p for p in self.parameters() if id(p) not in skip and p.requires_grad]
 
@@ -162,15 +179,19 @@ class MMIM(nn.Module):
                 if "labels" in batch:  # H(Y) needs each clip's polarity (Eq. 5); NaN (unlabelled): predicted
                     labels = batch["labels"].float()
                     labels = torch.where(labels.isnan(), pred.detach(), labels)
-                    ent = {m: polarity_entropy(y[m], labels, memory=mem, mode=self.config.entropy_mode,
-                                               eps=self.config.entropy_eps) for m, mem in self.memories.items()}
+                    e, cfg = {m: self.entropy_proj[m](v) for m, v in y.items()}, self.config
+                    ent = {m: polarity_entropy(e[m], labels, mem, cfg.entropy_mode, cfg.entropy_eps)
+                           for m, mem in self.memories.items()}
                     for m, mem in self.memories.items() if update_memory else ():
-                        mem.push(y[m].detach(), labels.detach())
+                        mem.push(e[m].detach(), labels.detach())
                     out.entropy = {p: ent[p[1]] for p in self.predictors}
                 elif update_memory:
                     raise ValueError("update_memory=True needs batch['labels'] (the memory stores polarities)")
             for m, head in self.cpc_heads.items():
                 out.cpc_loss[m], out.cpc_scores[m] = head(h[m], z)
+            for p, (f_x, f_y) in self.xmodal_heads.items():
+                out.xmodal_loss[p] = symmetric_infonce_loss(f_x(h[p[0]]), f_y(h[p[1]]),
+                                                            self.config.xmodal_temperature)
         return out
 
     @torch.no_grad()
@@ -181,7 +202,8 @@ class MMIM(nn.Module):
     def losses(self, out: MMIMOutput, labels: Tensor) -> dict[str, Tensor]:
         """Stage-2 terms: ``task`` (Eq. 13, MAE over the labelled clips: NaN labels are skipped), ``cpc`` (Eq. 12),
         ``ba`` (Eq. 9: -sum_pairs I_BA, I_BA = mean log q + H(Y), Eq. 3), ``main`` (Eq. 14), and per term
-        ``cpc_<m>`` and ``ba_<xy>`` (I_BA itself) for tracing."""
+        ``cpc_<m>`` and ``ba_<xy>`` (I_BA itself) for tracing; with ``xmodal_pairs`` also
+        ``xmodal_<xy>`` and their sum ``xmodal``, added to ``main`` times ``xmodal_weight``."""
         errors, known = (out.pred - labels.float()).abs(), ~labels.isnan()
         task = errors.mean() if known.all() else errors[known].sum() / known.sum().clamp_min(1)
         terms: dict[str, Tensor] = {"task": task}
@@ -191,6 +213,10 @@ class MMIM(nn.Module):
         terms["cpc"] = sum(out.cpc_loss.values(), zero)  # Eq. 12
         terms["ba"] = -sum((terms[f"ba_{p}"] for p in out.log_q), zero)  # Eq. 9
         terms["main"] = terms["task"] + self.config.alpha * terms["cpc"] + self.config.beta * terms["ba"]
+        if out.xmodal_loss:  # not in the paper
+            terms.update({f"xmodal_{p}": loss for p, loss in out.xmodal_loss.items()})
+            terms["xmodal"] = sum(out.xmodal_loss.values(), zero)
+            terms["main"] = terms["main"] + self.config.xmodal_weight * terms["xmodal"]
         return terms
 
     def memory_state_dict(self) -> dict[str, dict]:

@@ -24,6 +24,7 @@ from mmim_lite.bounds import (
     ml_covariance,
     mixture_entropy_bounds,
     polarity_entropy,
+    symmetric_infonce_loss,
 )
 from mmim_lite.estimators import gaussian_rho_for_mi, infonce_floor
 
@@ -363,6 +364,23 @@ def test_infonce_hand_computed():
     assert infonce_loss(h, h_pred).item() == pytest.approx(want, abs=1e-6)
     assert infonce_loss(h, h_pred, temperature=0.5).item() == pytest.approx(
         0.5 * (math.log(2) + math.log(1 + math.e ** 2)), abs=1e-6)
+
+
+def test_symmetric_infonce_hand_computed_and_symmetric():
+    """CLIP's loss by explicit loops: S_ij = cos(a_i, b_j) / tau, the mean of S's row-wise and its
+    column-wise cross-entropy with the diagonal as the targets; swapping a and b keeps it."""
+    g = np.random.default_rng(3)
+    a, b, tau = g.normal(size=(5, 3)), g.normal(size=(5, 4)), 0.3
+    a_p, b_p = a @ g.normal(size=(3, 2)), b @ g.normal(size=(4, 2))  # two projections to 2-d
+    n = len(a_p)
+    s = np.array([[a_p[i] @ b_p[j] / np.linalg.norm(a_p[i]) / np.linalg.norm(b_p[j]) / tau
+                   for j in range(n)] for i in range(n)])
+    rows = sum(math.log(sum(math.exp(s[i, j]) for j in range(n))) - s[i, i] for i in range(n)) / n
+    cols = sum(math.log(sum(math.exp(s[j, i]) for j in range(n))) - s[i, i] for i in range(n)) / n
+    got = symmetric_infonce_loss(torch.tensor(a_p), torch.tensor(b_p), tau).item()
+    assert rows != pytest.approx(cols) and got == pytest.approx((rows + cols) / 2, rel=1e-12)
+    swapped = symmetric_infonce_loss(torch.tensor(b_p), torch.tensor(a_p), tau).item()
+    assert swapped == pytest.approx(got, rel=1e-12)
 
 
 @pytest.mark.parametrize("n", [2, 4, 32])

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 
+import numpy as np
 import pytest
 import torch
 
@@ -84,6 +85,11 @@ def test_overrides_and_json_roundtrip():
     (dict(modalities=("v",)), "modalities.*ba_pairs"), (dict(modalities=()), "modalities"),
     (dict(modalities=("t", "v"), ba_pairs=("tv",)), "modalities.*cpc_terms"),
     (dict(labeled_fraction=0.0), "labeled_fraction"), (dict(labeled_fraction=1.5), "labeled_fraction"),
+    (dict(xmodal_pairs=("tx",)), "xmodal_pairs"), (dict(xmodal_dim=0), "xmodal_dim"),
+    (dict(xmodal_temperature=0), "xmodal_temperature"),
+    (dict(entropy_projection="relu"), "entropy_projection"),
+    (dict(modalities=("t", "v"), ba_pairs=("tv",), cpc_terms=(), xmodal_pairs=("ta",)),
+     "modalities.*xmodal"),
 ])
 def test_bad_config_raises(overrides, words):
     with pytest.raises(ConfigError, match=words):
@@ -522,3 +528,113 @@ def test_a_unimodal_model_sees_only_its_modality(tiny, keep):
                                         "a": ("acoustic",)}[keep]) else other)[k] for k in batch}
     assert torch.equal(model.predict(mixed), model.predict(batch))
     assert not torch.equal(model.predict(other), model.predict(batch))
+
+
+# ------------------------------------------------------------------ objectives beyond the paper
+def _clip_loss_by_hand(a: np.ndarray, b: np.ndarray, tau: float) -> float:
+    """CLIP's symmetric InfoNCE in numpy: S = cos(a_i, b_j) / tau, (CE(S, I) + CE(S^T, I)) / 2."""
+    a, b = (x / np.linalg.norm(x, axis=1, keepdims=True) for x in (a, b))
+    s = a @ b.T / tau
+    ce = lambda m: np.mean(np.log(np.exp(m).sum(1)) - np.diag(m))  # noqa: E731
+    return float((ce(s) + ce(s.T)) / 2)
+
+
+def test_cross_modal_infonce_is_clips_loss_of_two_projections(tiny):
+    """Not in the paper: per pair xy, CLIP's loss of W_x h_x + b_x and W_y h_y + b_y (own heads), by
+    hand; traced as xmodal_<xy> and their sum xmodal, weight * xmodal added to main; no label
+    read."""
+    kw = dict(xmodal_pairs=("tv", "va"), xmodal_dim=8, xmodal_temperature=0.2, xmodal_weight=0.3)
+    model, plain = make_model(tiny, **kw).eval(), make_model(tiny).eval()
+    plain.load_state_dict(model.state_dict(), strict=False)
+    batch = make_batch(tiny[1])
+    out = model(batch)
+    terms, base = model.losses(out, batch["labels"]), plain.losses(plain(batch), batch["labels"])
+    h = {"t": out.h_t, "v": out.h_v, "a": out.h_a}
+    arr = lambda t: t.detach().double().numpy()  # noqa: E731
+    for p, heads in model.xmodal_heads.items():
+        proj = [arr(h[m]) @ arr(f.weight).T + arr(f.bias) for m, f in zip(p, heads)]
+        assert proj[0].shape == proj[1].shape == (12, 8)
+        want = _clip_loss_by_hand(*proj, 0.2)
+        assert terms[f"xmodal_{p}"].item() == pytest.approx(want, rel=1e-5)
+    assert set(terms) - set(base) == {"xmodal_tv", "xmodal_va", "xmodal"}
+    torch.testing.assert_close(terms["xmodal"], terms["xmodal_tv"] + terms["xmodal_va"])
+    torch.testing.assert_close(terms["main"], base["main"] + 0.3 * terms["xmodal"])
+    for k in base.keys() - {"main"}:
+        assert torch.equal(terms[k], base[k]), k
+    unlabelled = ({k: v for k, v in batch.items() if k != "labels"},
+                  {**batch, "labels": torch.full((12,), torch.nan)})
+    for b in unlabelled:  # every clip counts, labelled or not (as in the CPC terms)
+        again = model(b).xmodal_loss
+        assert all(torch.equal(again[p], out.xmodal_loss[p]) for p in kw["xmodal_pairs"])
+
+
+@pytest.mark.parametrize("pair", ["tv", "va"])
+def test_cross_modal_gradient_reaches_both_encoders_and_only_them(tiny, pair):
+    model = make_model(tiny, xmodal_pairs=(pair,)).train()
+    batch = make_batch(tiny[1])
+    model.zero_grad(set_to_none=True)  # the text encoder is shared with other tests
+    model.losses(model(batch), batch["labels"])[f"xmodal_{pair}"].backward()
+    for m, enc in {"t": model.text_model, "v": model.visual_enc, "a": model.acoustic_enc}.items():
+        moved = any(p.grad is not None and p.grad.abs().sum() > 0 for p in enc.parameters())
+        assert moved == (m in pair), m
+    assert all(p.grad.abs().sum() > 0 for p in model.xmodal_heads[pair].parameters())
+
+
+def test_objectives_beyond_the_paper_are_off_by_default(tiny):
+    """The defaults add no parameter and no loss term; their other settings, while off, change
+    nothing."""
+    assert MMIMConfig().xmodal_pairs == () and MMIMConfig().entropy_projection == "none"
+    default = make_model(tiny).eval()
+    idle = make_model(tiny, xmodal_weight=0.7, xmodal_dim=8, xmodal_temperature=0.3,
+                      entropy_projection_dim=3).eval()
+    names = [n for n, _ in default.named_parameters()]
+    assert not [n for n in names if n.startswith(("xmodal", "entropy_proj"))]
+    sd, sd_idle = default.state_dict(), idle.state_dict()
+    assert sd.keys() == sd_idle.keys() and all(torch.equal(sd[k], sd_idle[k]) for k in sd)
+    batch, batch2 = make_batch(tiny[1]), make_batch(tiny[1], seed=1)
+    terms = []
+    for model in (default, idle):
+        model(batch, update_memory=True)
+        terms.append(model.losses(model(batch2), batch2["labels"]))
+    assert set(terms[0]) == {"task", "cpc_t", "cpc_v", "cpc_a", "ba_tv", "ba_ta", "cpc", "ba",
+                             "main"}
+    assert terms[0].keys() == terms[1].keys()
+    assert all(torch.equal(terms[0][k], terms[1][k]) for k in terms[0])
+
+
+def test_tanh_entropy_projection_is_the_authors_entropy(tiny):
+    """entropy_projection 'tanh': H(Y) of Eqs. 5-8 on tanh(W h_y + b) (d_y // 4 dims by default),
+    the memory holding the previous batch's projections; log q still models the raw h_y."""
+    model = make_model(tiny, entropy_projection="tanh").eval()
+    batch, batch2 = make_batch(tiny[1]), make_batch(tiny[1], seed=1)
+    first = model(batch, update_memory=True)
+    out = model(batch2)
+    for m, before, now in (("v", first.h_v, out.h_v), ("a", first.h_a, out.h_a)):
+        lin = model.entropy_proj[m][0]
+        assert (lin.in_features, lin.out_features) == (16, 4)
+        tanh = lambda h: torch.tanh(h.detach() @ lin.weight.T + lin.bias)  # noqa: E731, B023
+        mem = bounds.HistoryMemory(1)
+        mem.push(tanh(before), batch["labels"])
+        want = bounds.polarity_entropy(tanh(now), batch2["labels"], memory=mem)
+        torch.testing.assert_close(out.entropy["t" + m], want)
+        raw = model.predictors["t" + m].log_prob(out.h_t, now)
+        torch.testing.assert_close(out.log_q["t" + m], raw)
+    three = make_model(tiny, entropy_projection="tanh", entropy_projection_dim=3)
+    assert three.entropy_proj["v"][0].out_features == 3
+
+
+@pytest.mark.parametrize("c", [1.0, 1e3])
+def test_tanh_entropy_is_bounded_and_the_raw_one_is_not(tiny, c):
+    """On [-1, 1]^k each class covariance has a diagonal <= 1, so (Hadamard) det(Sigma + eps I) <=
+    (1 + eps)^k and H(Y) <= (k / 2) log(2 pi e (1 + eps)) however large h_y is (the ridge keeps
+    saturated projections finite); the raw entropy (no ridge, 24 clips per polarity: full-rank
+    covariances) moves by d log c when h_v is scaled by c."""
+    batch, eps = make_batch(tiny[1], n=48), MMIMConfig().entropy_eps
+    ent = {}
+    for kw in (dict(entropy_eps=0.0), dict(entropy_projection="tanh")):
+        for scale in (1.0, c):
+            model = make_model(tiny, ba_pairs=("tv",), **kw).eval()
+            out = _scaled_visual(model, scale)(batch)
+            ent["entropy_eps" not in kw, scale] = out.entropy["tv"].item()
+    assert ent[True, c] <= 2 * math.log(2 * math.pi * math.e * (1 + eps))  # k = 16 // 4
+    assert ent[False, c] - ent[False, 1.0] == pytest.approx(16 * math.log(c), rel=1e-3, abs=1e-3)

@@ -64,6 +64,25 @@ def test_stage1_updates_only_predictors_and_stage2_never(splits):
     assert {len(m) for m in tr.model.memories.values()} == {1}  # memory pushed, 1 batch kept
 
 
+def test_heads_of_the_objectives_beyond_the_paper_learn_in_stage_2_only(splits):
+    """The cross-modal and entropy projections are stage-2 parameters (opt_main), never theta_q:
+    stage 1 leaves them as they are, stage 2 moves them all; the cross-modal terms are traced."""
+    tr = Trainer(cfg(xmodal_pairs=("tv", "ta"), entropy_projection="tanh"), splits, progress=False)
+    new = {n: id(p) for n, p in tr.model.named_parameters()
+           if n.startswith(("xmodal_heads.", "entropy_proj."))}
+    assert len(new) == 2 * 2 * 2 + 2 * 2  # (pairs x heads + targets) x (weight, bias)
+    in_opt = lambda opt: {id(p) for g in opt.param_groups for p in g["params"]}  # noqa: E731
+    assert set(new.values()) <= in_opt(tr.opt_main) and not set(new.values()) & in_opt(tr.opt_lld)
+    before = snapshot(tr.model)
+    tr.stage1_epoch()
+    assert not changed(tr.model, before) & set(new)
+    before = snapshot(tr.model)
+    tr.stage2_epoch()
+    assert set(new) <= changed(tr.model, before)
+    assert tr.trace[-1].stage == 2
+    assert {"xmodal_tv", "xmodal_ta", "xmodal"} <= set(tr.trace[-1].losses)
+
+
 def test_partial_last_batch_never_becomes_the_memory(splits):
     """100 clips = 3 batches of 32 + 4: the memory carried into the next epoch holds a full batch,
     not the 4-clip remainder (a near-singular covariance in 16 dimensions)."""
