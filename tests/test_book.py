@@ -72,6 +72,7 @@ def built_book(tmp_path_factory) -> tuple[subprocess.CompletedProcess, Path]:
     return _build_book(tmp_path_factory.mktemp("book"))
 
 
+@pytest.mark.slow
 def test_book_builds_without_warnings(built_book):
     proc, html_dir = built_book
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
@@ -120,6 +121,7 @@ def _tex_in_prose(page: str, formulas: str = "math") -> list[str]:
     return [text[max(0, m.start() - 50):m.end() + 30] for m in _TEX.finditer(text)]
 
 
+@pytest.mark.slow
 def test_no_tex_left_in_the_prose_of_any_page(built_book):
     """Markdown that breaks a formula (a line of it read as a list item, $$ that is not a block)
     leaves TeX as text on the page: every page's prose must hold none."""
@@ -140,6 +142,7 @@ def _offline_dom(browser: str, page: Path, profile: Path) -> str:
     return subprocess.run(cmd, capture_output=True, text=True, timeout=180).stdout
 
 
+@pytest.mark.slow
 def test_math_renders_without_network(built_book, tmp_path):
     """Every formula of every chapter is typeset by the MathJax served with the book (no CDN): the
     page shows one rendered MathJax element per formula, and outside them no TeX (no raw \\( or
@@ -187,6 +190,7 @@ def test_pages_workflow_builds_the_book_and_deploys_it():
     assert any(s.get("uses", "").startswith("actions/deploy-pages@") for s in deploy["steps"])
 
 
+@pytest.mark.slow
 def test_published_build_has_its_buttons_and_a_local_build_has_none(built_book, tmp_path):
     """Built with the configuration the Pages workflow writes (here for a sample repository), every
     page links to the repository and to its issues, keeps its download button, and every notebook

@@ -301,6 +301,7 @@ def test_cuda_request_without_cuda(run_cli, tmp_path):
 
 
 # ----------------------------------------------------------------------------- the entry point
+@pytest.mark.slow
 def test_python_dash_m_help_and_one_line_error():
     def python_m(*argv):
         return subprocess.run([sys.executable, "-m", "mmim_lite", *argv], cwd=ROOT, capture_output=True,
@@ -479,6 +480,7 @@ def test_small_surprises(run_cli, tmp_path, monkeypatch):
         MMIMConfig(alpha=math.inf)
 
 
+@pytest.mark.slow
 def test_ctrl_c_on_a_sweep_with_two_workers_prints_one_line(tmp_path):
     """Each trial reports its epochs on stderr; SIGINT (Ctrl-C reaches the whole process group) stops both
     workers with one line, no worker traceback and no leaked-semaphore warning."""

@@ -15,6 +15,8 @@ import pytest
 from jupyter_client.manager import KernelManager
 from nbclient import NotebookClient
 
+pytestmark = pytest.mark.slow  # each test starts a fresh interpreter or kernel
+
 BOOK = Path(__file__).resolve().parents[1] / "book"
 sys.path.insert(0, str(BOOK))  # book/ is not a package (book/conftest.py imports it likewise)
 

@@ -93,6 +93,7 @@ def test_throughput_results_are_what_todays_benchmark_would_run(name):
     assert data["smoke"] is False and data["part"] == "cpu"
 
 
+@pytest.mark.slow
 def test_regenerate_smoke_rebuilds_the_ablations_file(tmp_path):
     """The whole synthmosi_runs.json pipeline (16 CLI runs + collection) at toy size: the file it
     writes has every field the committed file has, and records the code that made it."""

@@ -117,6 +117,7 @@ def swept(tmp_path_factory) -> Path:
     return out
 
 
+@pytest.mark.slow
 def test_two_workers_run_every_grid_point_exactly_once(swept):
     trials = trials_of(f"sqlite:///{swept / 'study.db'}")
     assert_each_point_complete_once(trials, POINTS)
@@ -126,6 +127,7 @@ def test_two_workers_run_every_grid_point_exactly_once(swept):
             assert set(t.user_attrs["valid"]) == set(t.user_attrs["test"]) and "mae" in t.user_attrs["test"]
 
 
+@pytest.mark.slow
 def test_report_selects_on_validation_and_shows_test_for_the_best_only(swept):
     trials = [t for t in trials_of(f"sqlite:///{swept / 'study.db'}") if t.state == TrialState.COMPLETE]
     best = min(trials, key=lambda t: t.user_attrs["valid"]["mae"]["mean"])
@@ -139,6 +141,7 @@ def test_report_selects_on_validation_and_shows_test_for_the_best_only(swept):
     assert (swept / "history.png").stat().st_size > 0 and (swept / "importances.png").stat().st_size > 0
 
 
+@pytest.mark.slow
 def test_best_config_trains_again_to_the_sweeps_numbers(run_cli, swept, tmp_path):
     config = swept / "best_config.json"
     code, out, err = run_cli("train", *DATA, "--config", str(config), "--seeds", "2", "--device", "cpu",
@@ -154,6 +157,7 @@ def test_best_config_trains_again_to_the_sweeps_numbers(run_cli, swept, tmp_path
 
 
 # ----------------------------------------------------------------------------- a worker killed mid-trial
+@pytest.mark.slow
 def test_killed_worker_then_restart_finishes_the_study(tmp_path):
     space = {"alpha": [0.1, 0.2, 0.3]}
     db = tmp_path / "study.db"
@@ -234,6 +238,7 @@ def postgres_url():
         shutil.rmtree(base, ignore_errors=True)
 
 
+@pytest.mark.slow
 def test_two_workers_share_a_postgresql_study(postgres_url, tmp_path):
     argv = ["sweep", *TINY, "--space", space_file(tmp_path, SPACE), "--storage", postgres_url, "--study", "pg",
             "--workers", "2", "--devices", "cpu", "--heartbeat", "2", "--out", str(tmp_path)]
@@ -256,6 +261,7 @@ BAD = {
 
 
 @pytest.mark.parametrize("case", list(BAD))
+@pytest.mark.slow
 def test_bad_input_fails_with_one_line(run_cli, swept, tmp_path, case):
     options, space, words = BAD[case]
     storage = options.get("storage", f"sqlite:///{swept / 'study.db'}")  # the finished study of `swept`
@@ -271,6 +277,7 @@ def test_bad_input_fails_with_one_line(run_cli, swept, tmp_path, case):
 
 
 # ----------------------------------------------------------------------------- seeds across devices
+@pytest.mark.slow
 def test_seeds_on_two_cpu_slots_equal_the_sequential_run(run_cli, tmp_path):
     args = ["train", *TINY, "--seeds", "3", "--ba-pairs", "tv,ta,va"]
     assert run_cli(*args, "--device", "cpu", "--out", str(tmp_path / "seq"))[0] == 0
