@@ -2,7 +2,8 @@
 
 Each concept has one module; import a name from the module that defines it:
 
-- ``bounds``: the model's MI terms: entropies (Eqs. 5-8), history memory, BA (Eqs. 3-4), CPC (Eqs. 10-11)
+- ``bounds``: the model's MI terms: entropies (Eqs. 5-8), history memory, BA (Eqs. 3-4), CPC (Eqs.
+  10-11)
 - ``model``: MMIM itself: encoders (Eq. 2), fusion, q-predictors, CPC heads, the losses of Eq. 14
 - ``text``: the text encoder by name, and its packed [CLS] forward
 - ``train``: Algorithm 1 (stage 1, stage 2, selection) and the multi-seed protocol
@@ -10,11 +11,13 @@ Each concept has one module; import a name from the module that defines it:
 - ``metrics``: MAE, Corr, Acc-7, Acc-2, F1 as the MMSA tools define them; mean ± std; paired t-test
 - ``data``: the released MOSI/MOSEI feature pickles read into ``Sample`` lists
 - ``safepickle``: unpickling that cannot execute code; ``formats``: writing the two released formats
-- ``batching``: tokenised torch dataset and padded batches; ``synth``: SynthMOSI and its Bayes-optimal oracle
+- ``batching``: tokenised torch dataset and padded batches; ``synth``: SynthMOSI and its
+  Bayes-optimal oracle
 - ``runtime``: seeding, devices, atomic run files, checkpoints; ``cli``: the ``mmim-lite`` command
 - ``plotting``: the book's figure style (one place for every chapter's figures)
-- ``estimators``: the estimators the book compares them with: Gaussian MI, InfoNCE floor, NWJ, DV, CLUB
-- ``sweep``: hyper-parameter search on Optuna (the paper's grid, workers sharing one study, retried failures)
-"""
+- ``estimators``: the estimators the book compares them with: Gaussian MI, InfoNCE floor, NWJ, DV,
+  CLUB
+- ``sweep``: hyper-parameter search on Optuna (the paper's grid, workers sharing one study, retried
+failures)"""
 
 __version__ = "0.1.0"

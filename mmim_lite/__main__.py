@@ -1,4 +1,5 @@
 """``python -m mmim_lite`` runs the command-line interface."""
+
 import sys
 
 from .cli import main

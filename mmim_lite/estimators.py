@@ -11,8 +11,15 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-__all__ = ["gaussian_mi", "gaussian_rho_for_mi", "infonce_floor", "infonce_lower_bound",
-           "nwj_lower_bound", "dv_lower_bound", "club_upper_bound"]
+__all__ = [
+    "gaussian_mi",
+    "gaussian_rho_for_mi",
+    "infonce_floor",
+    "infonce_lower_bound",
+    "nwj_lower_bound",
+    "dv_lower_bound",
+    "club_upper_bound",
+]
 
 
 def gaussian_mi(rho: float, d: int) -> float:
@@ -35,8 +42,9 @@ def infonce_floor(n: int, temperature: float = 1.0, simplex: bool = True) -> flo
     ``log(1 + (n-1) exp(-n / ((n-1) tau)))``, from a regular simplex (Jensen + Cauchy-Schwarz).
     ``simplex=False``: ``log(1 + (n-1) e^{-2/tau})`` (all cos = -1)."""
     if not isinstance(n, int) or n < 1 or not temperature > 0:
-        raise ValueError(f"need an int n >= 1 and temperature > 0, got n={n!r}, "
-                         f"temperature={temperature!r}")
+        raise ValueError(
+            f"need an int n >= 1 and temperature > 0, got n={n!r}, temperature={temperature!r}"
+        )
     gap = n / (n - 1) if simplex and n > 1 else 2.0
     return 0.0 if n == 1 else math.log1p((n - 1) * math.exp(-gap / temperature))
 
@@ -55,7 +63,8 @@ def infonce_lower_bound(scores: Tensor) -> Tensor:
     above ``log N``."""
     _split_scores(scores)
     return math.log(scores.shape[0]) - F.cross_entropy(
-        scores, torch.arange(scores.shape[0], device=scores.device))
+        scores, torch.arange(scores.shape[0], device=scores.device)
+    )
 
 
 def nwj_lower_bound(scores: Tensor) -> Tensor:

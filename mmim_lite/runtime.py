@@ -14,16 +14,32 @@ import random
 import shutil
 import uuid
 import zipfile
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Callable, Iterator, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import torch
 
-__all__ = ["CHECKPOINT_FORMAT", "CheckpointError", "DiskFullError", "RunFolderError", "run_folder",
-           "seed_everything", "resolve_device", "rng_state",
-           "set_rng_state", "atomic_path", "strict_json", "write_json", "write_csv", "save_checkpoint", "load_checkpoint",
-           "model_weights", "load_model_weights"]
+__all__ = [
+    "CHECKPOINT_FORMAT",
+    "CheckpointError",
+    "DiskFullError",
+    "RunFolderError",
+    "run_folder",
+    "seed_everything",
+    "resolve_device",
+    "rng_state",
+    "set_rng_state",
+    "atomic_path",
+    "strict_json",
+    "write_json",
+    "write_csv",
+    "save_checkpoint",
+    "load_checkpoint",
+    "model_weights",
+    "load_model_weights",
+]
 
 CHECKPOINT_FORMAT = "mmim-lite/2"
 LOCK_NAME = ".mmim-lite.lock"  #: a run folder's lock file (held while a process writes the run)
@@ -55,21 +71,28 @@ def resolve_device(device: str | torch.device | None = "auto") -> torch.device:
     try:
         dev = torch.device(device)
     except RuntimeError as err:
-        raise ValueError(f"unknown device {device!r}; expected 'auto', 'cpu', 'cuda' or 'cuda:N'") from err
+        raise ValueError(
+            f"unknown device {device!r}; expected 'auto', 'cpu', 'cuda' or 'cuda:N'"
+        ) from err
     if dev.type not in ("cpu", "cuda"):
-        raise ValueError(f"device {device!r} is not supported; expected 'auto', 'cpu', 'cuda' or "
-                         "'cuda:N'")
+        raise ValueError(
+            f"device {device!r} is not supported; expected 'auto', 'cpu', 'cuda' or 'cuda:N'"
+        )
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise ValueError(f"device {device!r} requested but CUDA is not available")
     if dev.type == "cuda" and (dev.index or 0) >= torch.cuda.device_count():
-        raise ValueError(f"device {device!r} requested but only {torch.cuda.device_count()} CUDA "
-                         "device(s) exist")
+        raise ValueError(
+            f"device {device!r} requested but only {torch.cuda.device_count()} CUDA device(s) exist"
+        )
     return dev
 
 
 def rng_state() -> dict[str, Any]:
     """The RNG states training draws from (torch's, CPU and CUDA: dropout, initialisation)."""
-    return {"torch": torch.get_rng_state(), "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []}
+    return {
+        "torch": torch.get_rng_state(),
+        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+    }
 
 
 def set_rng_state(state: Mapping[str, Any]) -> None:
@@ -105,8 +128,9 @@ def _run_files(folder: Path) -> list[Path]:
 
 
 @contextlib.contextmanager
-def run_folder(folder: str | os.PathLike[str], resume: bool = False,
-               overwrite: bool = False) -> Iterator[Callable[[], None]]:
+def run_folder(
+    folder: str | os.PathLike[str], resume: bool = False, overwrite: bool = False
+) -> Iterator[Callable[[], None]]:
     """Hold ``folder`` (created if needed) for this process: an advisory lock (``flock``, released
     by the system when the process ends, even killed) refuses a second process at once, and a
     folder that holds a run is refused unless ``resume`` (continue it) or ``overwrite``. Yields
@@ -122,14 +146,18 @@ def run_folder(folder: str | os.PathLike[str], resume: bool = False,
             try:
                 fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except OSError:
-                raise RunFolderError(f"{folder} is in use by another mmim-lite process (it holds "
-                                     f"{LOCK_NAME}): wait for it to end, or use another "
-                                     "--out") from None
+                raise RunFolderError(
+                    f"{folder} is in use by another mmim-lite process (it holds "
+                    f"{LOCK_NAME}): wait for it to end, or use another "
+                    "--out"
+                ) from None
             old = [] if resume else _run_files(folder)
             if old and not overwrite:
                 names = ", ".join(p.name for p in old[:4])
-                raise RunFolderError(f"{folder} already holds a run ({names}): continue it with "
-                                     "--resume, or replace it with --overwrite")
+                raise RunFolderError(
+                    f"{folder} already holds a run ({names}): continue it with "
+                    "--resume, or replace it with --overwrite"
+                )
 
             def clear() -> None:
                 for path in old:
@@ -182,27 +210,39 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError:  # torch's message would advise weights_only=False: never
-        raise CheckpointError(f"{path} holds objects an mmim-lite checkpoint never holds (only "
-                              "tensors and plain containers): refused, nothing was loaded or "
-                              "executed") from None
+        raise CheckpointError(
+            f"{path} holds objects an mmim-lite checkpoint never holds (only "
+            "tensors and plain containers): refused, nothing was loaded or "
+            "executed"
+        ) from None
     except Exception as err:  # noqa: BLE001 - a damaged or truncated archive -> one clear error
         found = f"found a damaged or truncated one ({type(err).__name__})"
         raise CheckpointError(f"{expected}, {found}") from None
     if not isinstance(ckpt, dict) or ckpt.get("format") != CHECKPOINT_FORMAT:
-        raise CheckpointError(f"{str(path)!r} is not an mmim-lite checkpoint (format {CHECKPOINT_FORMAT})")
+        raise CheckpointError(
+            f"{str(path)!r} is not an mmim-lite checkpoint (format {CHECKPOINT_FORMAT})"
+        )
     return ckpt
 
 
 def model_weights(model: torch.nn.Module, skip_text: bool) -> dict[str, torch.Tensor]:
-    """A CPU copy of the model's weights; ``skip_text`` leaves out the text encoder (reloaded by name)."""
-    return {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()
-            if not (skip_text and k.startswith("text_model."))}
+    """A CPU copy of the model's weights; ``skip_text`` leaves out the text encoder (reloaded by
+    name)."""
+    return {
+        k: v.detach().to("cpu", copy=True)
+        for k, v in model.state_dict().items()
+        if not (skip_text and k.startswith("text_model."))
+    }
 
 
-def load_model_weights(model: torch.nn.Module, state: Mapping[str, torch.Tensor], skip_text: bool) -> None:
+def load_model_weights(
+    model: torch.nn.Module, state: Mapping[str, torch.Tensor], skip_text: bool
+) -> None:
     """Inverse of :func:`model_weights`: only a skipped text encoder may be absent."""
     missing, unexpected = model.load_state_dict(state, strict=False)
     bad = [k for k in missing if not (skip_text and k.startswith("text_model."))]
     if bad or unexpected:
-        raise CheckpointError(f"checkpoint weights do not fit the model: missing {bad[:3]}, "
-                              f"unexpected {list(unexpected)[:3]}")
+        raise CheckpointError(
+            f"checkpoint weights do not fit the model: missing {bad[:3]}, "
+            f"unexpected {list(unexpected)[:3]}"
+        )
