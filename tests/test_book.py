@@ -104,9 +104,9 @@ def test_figures_and_outputs_fit_the_page():
                     width, dpi = _png_size("".join(data[key]))
                     where = f"{name} cell {i}: a figure {width} px wide at {dpi:.0f} dpi"
                     assert dpi >= 149.5 and width <= 1600 and width / dpi <= 8.5, where
-                # a figure's text form ("<Figure size ...>") is not shown on the page
+                # the page shows a figure or a table's HTML, not their text form ("<Figure ...>")
                 text = "".join(out.get("text", ""))
-                text += "" if figures else "".join(data.get("text/plain", ""))
+                text += "" if figures or "text/html" in data else "".join(data.get("text/plain", ""))
                 long = [line for line in text.splitlines() if len(line) > 100]
                 assert collapsed or not long, f"{name} cell {i}: an output line of {len(long[0])}"
 
