@@ -23,11 +23,15 @@ from typing import Sequence
 
 import numpy as np
 from scipy.special import entr, log_ndtr, logsumexp, ndtr
+from sklearn.linear_model import RidgeCV
+from sklearn.metrics import r2_score
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
 
 from .data import SPLITS, Sample
 
 __all__ = ["SynthMOSI", "SynthParams", "ChannelParams", "make_synthmosi", "text_bucket", "label_atoms",
-           "modality_mutual_information", "ADJ_TEMPLATES", "ADJ_PHRASES", "VERB_PHRASES", "NARRATION"]
+           "modality_mutual_information", "label_starvation", "ADJ_TEMPLATES", "ADJ_PHRASES", "VERB_PHRASES", "NARRATION"]
 
 ADJ_TEMPLATES = ("i thought it was {}", "the movie was {}", "honestly the acting was {}", "overall it was {}",
                  "the story was {}", "the ending was {}", "i found it {}")
@@ -416,3 +420,32 @@ def modality_mutual_information(source: SynthMOSI | SynthParams,
     i_l = _frame_count_information(p.visual.frames, p.acoustic.frames) if p.share_frame_count else 0.0
     return {q: (float(h_b - t.mean() if "t" in q else i_l + t.mean()),
                 float(t.std(ddof=1) / np.sqrt(n))) for q, t in terms.items()}
+
+
+def label_starvation(data: SynthMOSI, n_labels: Sequence[int | None] = (64, None),
+                     modalities: str = "tva", seed: int = 0) -> dict[str, float]:
+    """Are the raw features label-starved? Test-split R^2 of ridge regressions of the label on
+    per-clip features (the text bucket one-hot for "t", the frame means of face "v" and voice "a"),
+    each fitted on ``n`` random training clips (``None``: all; standardised features, the penalty
+    by leave-one-out CV, RidgeCV over 1e-3..1e4), keyed ``str(n)`` or ``"all"``; ``"oracle"``: the
+    R^2 of the posterior mean given the same modalities (the best any predictor of them reaches)."""
+    if not modalities or any(m not in _MODALITIES for m in modalities):
+        raise ValueError(f"expected modalities from {_MODALITIES}, found {modalities!r}")
+
+    def features(split: str) -> np.ndarray:
+        xs = data._samples(split)
+        cols = [np.eye(7)[[text_bucket(x.text) + 3 for x in xs]]] if "t" in modalities else []
+        cols += [np.stack([(x.visual if m == "v" else x.acoustic).mean(0, dtype=np.float64)
+                           for x in xs]) for m in "va" if m in modalities]
+        return np.hstack(cols)
+    (x_train, x_test), y_train, y_test = map(features, ("train", "test")), *map(data.latent.get, ("train", "test"))
+    rng, out = np.random.default_rng(seed), {}
+    for n in n_labels:
+        if n is not None and not 2 <= n <= len(y_train):
+            raise ValueError(f"expected n_labels between 2 and {len(y_train)} (or None), found {n}")
+        rows = np.arange(len(y_train)) if n is None else rng.choice(len(y_train), n, replace=False)
+        ridge = make_pipeline(StandardScaler(), RidgeCV(alphas=np.logspace(-3, 4, 15)))
+        out["all" if n is None else str(n)] = float(r2_score(
+            y_test, ridge.fit(x_train[rows], y_train[rows]).predict(x_test)))
+    mean = data.posterior("test", tuple(modalities)) @ data.params.atoms
+    return {**out, "oracle": float(r2_score(y_test, mean))}
