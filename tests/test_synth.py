@@ -8,7 +8,7 @@ import time
 
 import numpy as np
 import pytest
-from scipy.special import logsumexp, ndtr
+from scipy.special import logsumexp, ndtr, ndtri
 
 from mmim_lite.data import SPLITS, Sample
 from mmim_lite.synth import (ADJ_PHRASES, ADJ_TEMPLATES, NARRATION, VERB_PHRASES, label_atoms, label_starvation,
@@ -371,13 +371,15 @@ def test_oracle_with_nuisance_beats_the_nuisance_ignorant_posterior():
         assert _mae(d.oracle("test", mods), y) <= _mae(ignorant.oracle("test", mods), y) + 1e-3
 
 
-def test_oracle_with_nuisance_matches_monte_carlo():
-    """The closed-form integral over u against an average over 20,000 draws of u ~ N(0, 1) (the
-    text's p(b | s), tested against simulation above, from the oracle's text likelihood)."""
-    d = make_synthmosi(1, 1, 4, seed=9, nuisance=1.0, visual_frames=(2, 4), acoustic_frames=(2, 4),
+def test_oracle_with_nuisance_matches_numerical_integration():
+    """The closed-form integral over u against an average over 20,000 stratified draws of
+    u ~ N(0, 1) (its quantiles at (i + 1/2) / 20,000; the text's p(b | s), tested against
+    simulation above, from the oracle's text likelihood). Without the narration's term for u
+    some posteriors move by 0.006-0.033."""
+    d = make_synthmosi(1, 1, 8, seed=9, nuisance=2.0, visual_frames=(1, 2), acoustic_frames=(1, 2),
                        visual_signal=0.75, acoustic_signal=0.6)
-    p, rng = d.params, np.random.default_rng(0)
-    u = rng.standard_normal(20_000)
+    p = d.params
+    u = ndtri((np.arange(20_000) + 0.5) / 20_000)
     post, p_b = d.posterior("test"), np.exp(d.log_likelihood("test", "t"))  # p(b | s) / 2: no frames
     for i, x in enumerate(d.splits["test"]):
         side = next((j // 7 for j, line in enumerate(NARRATION) if line in x.text), -1)
@@ -389,7 +391,7 @@ def test_oracle_with_nuisance_matches_monte_carlo():
         if side >= 0:
             ll += np.log(ndtr(p.nuisance * u if side else -p.nuisance * u))
         mc = np.exp(logsumexp(ll, axis=1)) * p_b[i]
-        np.testing.assert_allclose(post[i], mc / mc.sum(), atol=0.01)
+        np.testing.assert_allclose(post[i], mc / mc.sum(), atol=2e-3)
 
 
 def test_modality_mi_with_the_knobs():
