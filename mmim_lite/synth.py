@@ -5,14 +5,15 @@ the words express ``e = -s``; the text is a phrase of bucket ``b = clip(floor(e 
 in narration; frames ``x_tc = mean_c + a_c s + b_c |s| + o_{speaker,c} + frame_sd_c N(0,1)``, speaker offsets
 ``o ~ N(0, speaker_sd_c^2)``, speakers disjoint across splits. :meth:`SynthMOSI.oracle` is exact given text, frames.
 
-Knobs beyond that (their defaults give the same clips, bit for bit; they draw from a second stream seeded by
-``(seed, 1)``, so the clips of one seed differ only where a knob acts): ``nuisance`` kappa, a per-clip latent
-``u ~ N(0, 1)`` independent of s shared by the three modalities: frames gain ``u g_c`` with
-``g = kappa frame_sd * w`` (``w`` a fixed random unit vector per modality: per frame, a shift of ``kappa u``
-frame-noise SDs along ``w``), and the narration sentences of a text come from ``NARRATION[7:]`` if ``c = 1``,
-else ``NARRATION[:7]``, ``P(c = 1 | u) = Phi(kappa u)`` (a text with no narration shows no c; at kappa = 0 the
-texts are today's); ``share_speaker=False`` draws the voice's speaker apart from the face's (by the split's
-speaker shares), ``share_frame_count=False`` the voice's frame count (and its frame noise) apart from the face's."""
+Knobs beyond that (their defaults give the same clips, bit for bit; they draw from a second stream
+seeded by ``(seed, 1)``, so the clips of one seed differ only where a knob acts): ``nuisance``
+kappa, a per-clip latent ``u ~ N(0, 1)`` independent of s shared by the three modalities: frames
+gain ``u g_c`` with ``g = kappa frame_sd * w`` (``w`` a fixed random unit vector per modality: per
+frame, a shift of ``kappa u`` frame-noise SDs along ``w``), and the narration sentences of a text
+come from ``NARRATION[7:]`` if ``c = 1``, else ``NARRATION[:7]``, ``P(c = 1 | u) = Phi(kappa u)`` (a
+text with no narration shows no c; at kappa = 0 the texts are today's); ``share_speaker=False``
+draws the voice's speaker apart from the face's (by the split's speaker shares),
+``share_frame_count=False`` the voice's frame count (and its frame noise) apart from the face's."""
 
 from __future__ import annotations
 
@@ -31,7 +32,8 @@ from sklearn.preprocessing import StandardScaler
 from .data import SPLITS, Sample
 
 __all__ = ["SynthMOSI", "SynthParams", "ChannelParams", "make_synthmosi", "text_bucket", "label_atoms",
-           "modality_mutual_information", "label_starvation", "ADJ_TEMPLATES", "ADJ_PHRASES", "VERB_PHRASES", "NARRATION"]
+           "modality_mutual_information", "label_starvation", "ADJ_TEMPLATES", "ADJ_PHRASES",
+           "VERB_PHRASES", "NARRATION"]
 
 ADJ_TEMPLATES = ("i thought it was {}", "the movie was {}", "honestly the acting was {}", "overall it was {}",
                  "the story was {}", "the ending was {}", "i found it {}")
@@ -177,8 +179,8 @@ def _frame_counts(frames: tuple[int, int], u: np.ndarray) -> np.ndarray:
 
 class SynthMOSI:
     """A SynthMOSI draw: ``.splits`` like :func:`~mmim_lite.data.load_dataset`; per-split ground truth ``latent`` s,
-    ``ironic``, ``bucket``, ``speaker`` (per clip, the face's and the clip id's), ``voice_speaker``, ``nuisance`` u
-    (per clip), ``videos``, ``offsets["v"|"a"]`` (per speaker); ``params``."""
+    ``ironic``, ``bucket``, ``speaker`` (per clip: the face's, in the clip id), ``voice_speaker``,
+    ``nuisance`` u (per clip), ``videos``, ``offsets["v"|"a"]`` (per speaker); ``params``."""
 
     def __init__(self, splits: dict[str, list[Sample]], params: SynthParams, latent: dict[str, np.ndarray],
                  ironic: dict[str, np.ndarray], bucket: dict[str, np.ndarray], speaker: dict[str, np.ndarray],
@@ -194,21 +196,24 @@ class SynthMOSI:
         return self.splits[split]
 
     def log_likelihood(self, split: str, modalities: Sequence[str]) -> np.ndarray:
-        """log p(observed modalities | s = atom_k), shape (N, K), up to a per-clip constant (a str: one modality
-        per letter, "v" or "tva"); the offsets and the nuisance u integrated out."""
+        """log p(observed modalities | s = atom_k), shape (N, K), up to a per-clip constant (a str:
+        one modality per letter, "v" or "tva"); the offsets and the nuisance u integrated out."""
         return self._add_log_likelihood(split, modalities, np.zeros((len(self._samples(split)),
                                                                      len(self.params.atoms))))
 
-    def _add_log_likelihood(self, split: str, modalities: Sequence[str], logp: np.ndarray) -> np.ndarray:
-        """``logp`` plus log p(modalities | s). Given s and u the frame means are independent Gaussians (precision
-        w with the offset integrated out), so u | s, frames ~ N(m_s, v), v = 1 / (1 + sum w g^2),
-        m_s = v sum w g (xbar - f(s)): u adds 1/2 log v + m_s^2 / (2 v) (exact Gaussian integral), a text's
-        narration side c adds log P(c | s, frames) = log Phi(+-kappa m_s / sqrt(1 + kappa^2 v)) (E Phi(kappa u)
-        over that Gaussian): closed forms, no quadrature. kappa = 0: the modalities' terms alone, as before."""
+    def _add_log_likelihood(self, split: str, modalities: Sequence[str],
+                            logp: np.ndarray) -> np.ndarray:
+        """``logp`` plus log p(modalities | s). Given s and u the frame means are independent
+        Gaussians (precision w with the offset integrated out), so u | s, frames ~ N(m_s, v), v
+        = 1 / (1 + sum w g^2), m_s = v sum w g (xbar - f(s)): u adds 1/2 log v + m_s^2 / (2 v)
+        (exact Gaussian integral), a text's narration side c adds log P(c | s, frames) = log
+        Phi(+-kappa m_s / sqrt(1 + kappa^2 v)) (E Phi(kappa u) over that Gaussian): closed
+        forms, no quadrature. kappa = 0: the modalities' terms alone, as before."""
         if any(m not in _MODALITIES for m in modalities) or len(set(modalities)) != len(modalities):
-            raise ValueError(f"expected distinct modalities from {_MODALITIES}, found {tuple(modalities)}")
+            raise ValueError(f"expected distinct modalities from {_MODALITIES}, "
+                             f"found {tuple(modalities)}")
         samples, p = self._samples(split), self.params
-        wgg, wgx = 0.0, 0.0  # sum over frame channels of w g^2 (N, 1) and of w g (xbar - f(s)) (N, K)
+        wgg, wgx = 0.0, 0.0  # sums over frame channels: w g^2 (N, 1), w g (xbar - f(s)) (N, K)
         for m in modalities:
             if m == "t":
                 b = np.array([text_bucket(x.text) for x in samples], dtype=np.int64)
@@ -236,8 +241,9 @@ class SynthMOSI:
 
     def posterior(self, split: str, modalities: Sequence[str] = _MODALITIES) -> np.ndarray:
         """p(s = atom_k | observed modalities), shape (N, K); rows sum to 1."""
-        logp = np.broadcast_to(np.log(self.params.prior), (len(self._samples(split)), len(self.params.atoms)))
-        logp = self._add_log_likelihood(split, modalities, logp.copy())
+        shape = (len(self._samples(split)), len(self.params.atoms))
+        logp = self._add_log_likelihood(split, modalities,
+                                        np.broadcast_to(np.log(self.params.prior), shape).copy())
         return np.exp(logp - logsumexp(logp, axis=1, keepdims=True))
 
     def oracle(self, split: str, modalities: Sequence[str] = _MODALITIES) -> np.ndarray:
@@ -257,11 +263,13 @@ def make_synthmosi(n_train: int = 1284, n_valid: int = 229, n_test: int = 686, s
                    visual_dim: int = 20, acoustic_dim: int = 5, visual_frames: Sequence[int] = (10, 50),
                    acoustic_frames: Sequence[int] = (10, 50), irony_rate: float = 0.1, p_zero: float = 0.07,
                    text_noise: float = 0.7, visual_signal: float = 0.25, acoustic_signal: float = 0.2,
-                   speaker_sd: float = 0.5, n_speakers: Sequence[int] = (52, 10, 31), nuisance: float = 0.0,
-                   share_speaker: bool = True, share_frame_count: bool = True) -> SynthMOSI:
+                   speaker_sd: float = 0.5, n_speakers: Sequence[int] = (52, 10, 31),
+                   nuisance: float = 0.0, share_speaker: bool = True,
+                   share_frame_count: bool = True) -> SynthMOSI:
     """Generate SynthMOSI (see the module docstring): by default MOSI's split sizes and speakers, 20-d visual and 5-d
-    acoustic frames, 10-50 per clip; signal strengths are sums of squared loadings, whatever the dimension;
-    ``nuisance`` kappa, ``share_speaker``, ``share_frame_count``: the knobs of the module docstring."""
+    acoustic frames, 10-50 per clip; signal strengths are sums of squared loadings, whatever the
+    dimension; ``nuisance`` kappa, ``share_speaker``, ``share_frame_count``: the knobs of the
+    module docstring."""
     sizes = dict(zip(SPLITS, (n_train, n_valid, n_test)))
     for name, value in [*sizes.items(), ("visual_dim", visual_dim), ("acoustic_dim", acoustic_dim)]:
         if int(value) != value or value < (0 if name in SPLITS else 1):
@@ -292,8 +300,8 @@ def make_synthmosi(n_train: int = 1284, n_valid: int = 229, n_test: int = 686, s
         w = aux.standard_normal(len(ch.mean))
         ch.nuisance = nuisance * ch.frame_sd * w / np.linalg.norm(w)
     used_videos: set[str] = set()
-    out: dict[str, dict] = {k: {} for k in ("splits", "latent", "ironic", "bucket", "speaker", "videos", "offsets",
-                                            "voice_speaker", "nuisance")}
+    out: dict[str, dict] = {k: {} for k in ("splits", "latent", "ironic", "bucket", "speaker",
+                                            "videos", "offsets", "voice_speaker", "nuisance")}
     for split, n, n_spk_default in zip(SPLITS, sizes.values(), n_speakers):
         n_spk = params.speakers[split] = min(n_spk_default, n)
         counts = 1 + rng.multinomial(n - n_spk, rng.dirichlet(np.full(n_spk, 2.0))) if n_spk else np.zeros(0, int)
@@ -316,8 +324,10 @@ def make_synthmosi(n_train: int = 1284, n_valid: int = 229, n_test: int = 686, s
         u = rng.random(n)
         vis = _frames(rng, params.visual, u, params.visual.f(s) + offsets["v"][speaker]
                       + nu[:, None] * params.visual.nuisance)
-        aco = _frames(*((rng, params.acoustic, u) if share_frame_count else (aux, params.acoustic, u_voice)),
-                      params.acoustic.f(s) + offsets["a"][voice] + nu[:, None] * params.acoustic.nuisance)
+        aco = _frames(*((rng, params.acoustic, u) if share_frame_count
+                        else (aux, params.acoustic, u_voice)),
+                      params.acoustic.f(s) + offsets["a"][voice]
+                      + nu[:, None] * params.acoustic.nuisance)
         clip_no = np.concatenate([np.arange(1, c + 1) for c in counts]) if n_spk else np.zeros(0, int)
         clips = [Sample(texts[i], vis[i], aco[i], float(s[i]), f"{videos[speaker[i]]}_{clip_no[i]}") for i in range(n)]
         for key, value in zip(out, (clips, s, ironic, bucket, speaker, videos, offsets, voice, nu)):
@@ -366,7 +376,8 @@ def modality_mutual_information(source: SynthMOSI | SynthParams,
     modalities beyond s, which this computation does not integrate."""
     p = source.params if isinstance(source, SynthMOSI) else source
     if p.nuisance:
-        raise ValueError(f"expected nuisance 0 (the shared latent u is not integrated here), found {p.nuisance}")
+        raise ValueError("expected nuisance 0 (the shared latent u is not integrated here), "
+                         f"found {p.nuisance}")
     bad = [q for q in pairs if len(q) != 2 or q[0] == q[1] or not set(q) <= set(_MODALITIES)]
     if bad or int(n) != n or n < 2:
         raise ValueError(f"expected pairs of two of {_MODALITIES} and n >= 2, found {bad}, n={n}")
@@ -384,7 +395,8 @@ def modality_mutual_information(source: SynthMOSI | SynthParams,
     else:
         raise ValueError(f"expected a SynthMOSI with split={split!r}, found SynthParams")
     rng, n_atoms, n_spk = np.random.default_rng(seed), len(p.atoms), len(weights["v"])
-    s, spk = rng.choice(n_atoms, size=n, p=p.prior), {"v": rng.choice(n_spk, size=n, p=weights["v"])}
+    s = rng.choice(n_atoms, size=n, p=p.prior)
+    spk = {"v": rng.choice(n_spk, size=n, p=weights["v"])}
     u = {"v": rng.random(n)}
     shared = p.share_speaker or split is None  # else z = s, each modality's speaker summed out
     spk["a"] = spk["v"] if shared else rng.choice(n_spk, size=n, p=weights["a"])
@@ -417,7 +429,8 @@ def modality_mutual_information(source: SynthMOSI | SynthParams,
                 terms[q][i : i + step] = (logsumexp(joint, 1) - logsumexp(ll["v"], 1)
                                           - logsumexp(ll["a"], 1))
     h_b = entr(p.prior @ b_given_s).sum()
-    i_l = _frame_count_information(p.visual.frames, p.acoustic.frames) if p.share_frame_count else 0.0
+    i_l = (_frame_count_information(p.visual.frames, p.acoustic.frames)
+           if p.share_frame_count else 0.0)
     return {q: (float(h_b - t.mean() if "t" in q else i_l + t.mean()),
                 float(t.std(ddof=1) / np.sqrt(n))) for q, t in terms.items()}
 
@@ -438,7 +451,8 @@ def label_starvation(data: SynthMOSI, n_labels: Sequence[int | None] = (64, None
         cols += [np.stack([(x.visual if m == "v" else x.acoustic).mean(0, dtype=np.float64)
                            for x in xs]) for m in "va" if m in modalities]
         return np.hstack(cols)
-    (x_train, x_test), y_train, y_test = map(features, ("train", "test")), *map(data.latent.get, ("train", "test"))
+    x_train, x_test = features("train"), features("test")
+    y_train, y_test = data.latent["train"], data.latent["test"]
     rng, out = np.random.default_rng(seed), {}
     for n in n_labels:
         if n is not None and not 2 <= n <= len(y_train):
