@@ -47,7 +47,16 @@ SYNTH_OPTIONS = {"seed": ("--synth-seed", "S"), "n_train": ("--n-train", "N"), "
                  "acoustic_frames": ("--synth-acoustic-frames", "LO,HI"), "irony_rate": ("--synth-irony-rate", "P"),
                  "text_noise": ("--synth-text-noise", "SD"), "visual_signal": ("--synth-visual-signal", "X"),
                  "acoustic_signal": ("--synth-acoustic-signal", "X"),
-                 "n_speakers": ("--synth-speakers", "TRAIN,VALID,TEST")}
+                 "n_speakers": ("--synth-speakers", "TRAIN,VALID,TEST"),
+                 "nuisance": ("--synth-nuisance", "K"),
+                 "share_speaker": ("--synth-share-speaker", "BOOL"),
+                 "share_frame_count": ("--synth-share-frame-count", "BOOL")}
+_SYNTH_HELP = {"nuisance": "strength of a per-clip latent u ~ N(0,1), independent of the label, "
+               "shared by text (which half of the narration sentences), face and voice (a "
+               "shift of K u frame-noise SDs)",
+               "share_speaker": "face and voice from one speaker (false: the voice's drawn apart)",
+               "share_frame_count": "face and voice with one frame count (false: the voice's "
+               "drawn apart)"}
 _SYNTH_DEFAULTS = {k: json.loads(json.dumps(v.default)) for k, v in inspect.signature(make_synthmosi).parameters.items()
                    if k in SYNTH_OPTIONS}
 _MAIN_METRICS = ("mae", "corr", "acc7", "acc2_has0", "acc2_non0", "f1_non0")
@@ -133,9 +142,11 @@ def _add_data_options(parser: argparse.ArgumentParser, data: bool = True, requir
     group = parser.add_argument_group("SynthMOSI generator")
     for key, (flag, metavar) in SYNTH_OPTIONS.items():
         flags = [flag, "--seed"] if (not data and key == "seed") else [flag]  # synth: --seed too
-        parse = _ints(metavar) if "," in metavar else int if metavar in ("N", "S", "D") else _finite
+        parse = (_ints(metavar) if "," in metavar else int if metavar in ("N", "S", "D") else
+                 _boolean if metavar == "BOOL" else _finite)
+        text = _SYNTH_HELP.get(key, f"SynthMOSI {key.replace('_', ' ')}")
         group.add_argument(*flags, dest=f"synth__{key}", type=parse, metavar=metavar,
-                           help=f"SynthMOSI {key.replace('_', ' ')} (default {_SYNTH_DEFAULTS[key]})")
+                           help=f"{text} (default {str(_SYNTH_DEFAULTS[key]).lower()})")
 
 
 def _add_config_options(parser: argparse.ArgumentParser) -> None:

@@ -3,7 +3,17 @@
 Sentiment ``s`` (the label) from a prior on the 43-atom lattice of multiples of 1/3 and 1/5 in [-3, 3]; irony makes
 the words express ``e = -s``; the text is a phrase of bucket ``b = clip(floor(e + text_noise N(0,1) + 1/2), -3, 3)``
 in narration; frames ``x_tc = mean_c + a_c s + b_c |s| + o_{speaker,c} + frame_sd_c N(0,1)``, speaker offsets
-``o ~ N(0, speaker_sd_c^2)``, speakers disjoint across splits. :meth:`SynthMOSI.oracle` is exact given text, frames."""
+``o ~ N(0, speaker_sd_c^2)``, speakers disjoint across splits. :meth:`SynthMOSI.oracle` is exact given text, frames.
+
+Knobs beyond that (their defaults give the same clips, bit for bit; they draw from a second stream
+seeded by ``(seed, 1)``, so the clips of one seed differ only where a knob acts): ``nuisance``
+kappa, a per-clip latent ``u ~ N(0, 1)`` independent of s shared by the three modalities: frames
+gain ``u g_c`` with ``g = kappa frame_sd * w`` (``w`` a fixed random unit vector per modality: per
+frame, a shift of ``kappa u`` frame-noise SDs along ``w``), and the narration sentences of a text
+come from ``NARRATION[7:]`` if ``c = 1``, else ``NARRATION[:7]``, ``P(c = 1 | u) = Phi(kappa u)`` (a
+text with no narration shows no c; at kappa = 0 the texts are today's); ``share_speaker=False``
+draws the voice's speaker apart from the face's (by the split's speaker shares),
+``share_frame_count=False`` the voice's frame count (and its frame noise) apart from the face's."""
 
 from __future__ import annotations
 
@@ -13,12 +23,17 @@ from dataclasses import dataclass, field
 from typing import Sequence
 
 import numpy as np
-from scipy.special import entr, logsumexp, ndtr
+from scipy.special import entr, log_ndtr, logsumexp, ndtr
+from sklearn.linear_model import RidgeCV
+from sklearn.metrics import r2_score
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
 
 from .data import SPLITS, Sample
 
 __all__ = ["SynthMOSI", "SynthParams", "ChannelParams", "make_synthmosi", "text_bucket", "label_atoms",
-           "modality_mutual_information", "ADJ_TEMPLATES", "ADJ_PHRASES", "VERB_PHRASES", "NARRATION"]
+           "modality_mutual_information", "label_starvation", "ADJ_TEMPLATES", "ADJ_PHRASES",
+           "VERB_PHRASES", "NARRATION"]
 
 ADJ_TEMPLATES = ("i thought it was {}", "the movie was {}", "honestly the acting was {}", "overall it was {}",
                  "the story was {}", "the ending was {}", "i found it {}")
@@ -46,6 +61,8 @@ NARRATION = ("the movie is about a family that moves to a small town", "i saw it
 _FILLERS = ("", "", "", "um ", "uh ", "so ", "and ")
 _PHRASE_BUCKET = {p: b for lexicon in (ADJ_PHRASES, VERB_PHRASES) for b, ps in lexicon.items() for p in ps}
 _PHRASE_RE = re.compile(r"\b(" + "|".join(re.escape(p) for p in sorted(_PHRASE_BUCKET, key=len, reverse=True)) + r")\b")
+_HALF = len(NARRATION) // 2
+_NARRATION_RE = re.compile("|".join(re.escape(p) for p in NARRATION))
 _ID_CHARS = string.ascii_letters + string.digits + "_-"
 _MODALITIES = ("t", "v", "a")
 
@@ -58,15 +75,27 @@ def text_bucket(text: str) -> int:
     return found.pop() if found else 0
 
 
-def _make_text(b: int, rng: np.random.Generator) -> str:
+def _narration_side(text: str) -> int:
+    """The half of NARRATION (0 or 1) a SynthMOSI text's narration comes from; -1 if it has none."""
+    found = {NARRATION.index(m) // _HALF for m in _NARRATION_RE.findall(text)}
+    if len(found) > 1:
+        raise ValueError(f"expected narration from one half of NARRATION, found both in {text!r}")
+    return found.pop() if found else -1
+
+
+def _make_text(b: int, rng: np.random.Generator, side: int = -1) -> str:
     def pick(options: Sequence[str]) -> str:
         return options[int(rng.integers(len(options)))]
-    parts = [pick(_FILLERS) + pick(NARRATION)] if rng.random() < 0.5 else []
+
+    def narrate() -> str:  # side >= 0: the same draw, moved to that half
+        j = int(rng.integers(len(NARRATION)))
+        return NARRATION[j if side < 0 else j % _HALF + _HALF * side]
+    parts = [pick(_FILLERS) + narrate()] if rng.random() < 0.5 else []
     if b != 0 or rng.random() < 0.5:  # neutral clips sometimes only narrate
         core = pick(ADJ_TEMPLATES).format(pick(ADJ_PHRASES[b])) if rng.random() < 0.6 else pick(VERB_PHRASES[b])
         parts.append(pick(_FILLERS) + core)
     if rng.random() < 0.3 or not parts:
-        parts.append(pick(_FILLERS) + pick(NARRATION))
+        parts.append(pick(_FILLERS) + narrate())
     return " ".join(parts)
 
 
@@ -86,6 +115,7 @@ class ChannelParams:
     frame_sd: np.ndarray
     speaker_sd: np.ndarray
     frames: tuple[int, int]
+    nuisance: np.ndarray  # g: the frames' shift per unit of the nuisance u
 
     def f(self, s: np.ndarray) -> np.ndarray:
         """Noise-free channel means f(s), shape (len(s), d)."""
@@ -105,6 +135,9 @@ class SynthParams:
     visual: ChannelParams
     acoustic: ChannelParams
     speakers: dict[str, int] = field(default_factory=dict)
+    nuisance: float = 0.0
+    share_speaker: bool = True
+    share_frame_count: bool = True
 
 
 def _channels(rng: np.random.Generator, dim: int, frames: tuple[int, int], signal: float,
@@ -119,7 +152,7 @@ def _channels(rng: np.random.Generator, dim: int, frames: tuple[int, int], signa
         b *= 0.8 * signal / np.linalg.norm(b)
     perm = rng.permutation(dim)
     return ChannelParams(rng.normal(0.0, 1.0, dim), a[perm], b[perm], rng.uniform(0.8, 1.2, dim),
-                         speaker_sd * rng.uniform(0.75, 1.25, dim), frames)
+                         speaker_sd * rng.uniform(0.75, 1.25, dim), frames, np.zeros(dim))
 
 
 def _bucket_given_s(p: SynthParams) -> np.ndarray:
@@ -146,42 +179,71 @@ def _frame_counts(frames: tuple[int, int], u: np.ndarray) -> np.ndarray:
 
 class SynthMOSI:
     """A SynthMOSI draw: ``.splits`` like :func:`~mmim_lite.data.load_dataset`; per-split ground truth ``latent`` s,
-    ``ironic``, ``bucket``, ``speaker`` (per clip), ``videos``, ``offsets["v"|"a"]`` (per speaker); ``params``."""
+    ``ironic``, ``bucket``, ``speaker`` (per clip: the face's, in the clip id), ``voice_speaker``,
+    ``nuisance`` u (per clip), ``videos``, ``offsets["v"|"a"]`` (per speaker); ``params``."""
 
     def __init__(self, splits: dict[str, list[Sample]], params: SynthParams, latent: dict[str, np.ndarray],
                  ironic: dict[str, np.ndarray], bucket: dict[str, np.ndarray], speaker: dict[str, np.ndarray],
-                 videos: dict[str, list[str]], offsets: dict[str, dict[str, np.ndarray]], seed: int) -> None:
+                 videos: dict[str, list[str]], offsets: dict[str, dict[str, np.ndarray]], seed: int,
+                 voice_speaker: dict[str, np.ndarray], nuisance: dict[str, np.ndarray]) -> None:
         self.splits, self.params, self.latent, self.ironic = splits, params, latent, ironic
         self.bucket, self.speaker, self.videos, self.offsets, self.seed = bucket, speaker, videos, offsets, seed
+        self.voice_speaker, self.nuisance = voice_speaker, nuisance
 
     def _samples(self, split: str) -> list[Sample]:
         if split not in self.splits:
             raise ValueError(f"expected split in {list(self.splits)}, found {split!r}")
         return self.splits[split]
 
-    def log_likelihood(self, split: str, modality: str) -> np.ndarray:
-        """log p(observed modality | s = atom_k), shape (N, K), up to a per-clip constant."""
+    def log_likelihood(self, split: str, modalities: Sequence[str]) -> np.ndarray:
+        """log p(observed modalities | s = atom_k), shape (N, K), up to a per-clip constant (a str:
+        one modality per letter, "v" or "tva"); the offsets and the nuisance u integrated out."""
+        return self._add_log_likelihood(split, modalities, np.zeros((len(self._samples(split)),
+                                                                     len(self.params.atoms))))
+
+    def _add_log_likelihood(self, split: str, modalities: Sequence[str],
+                            logp: np.ndarray) -> np.ndarray:
+        """``logp`` plus log p(modalities | s). Given s and u the frame means are independent
+        Gaussians (precision w with the offset integrated out), so u | s, frames ~ N(m_s, v), v
+        = 1 / (1 + sum w g^2), m_s = v sum w g (xbar - f(s)): u adds 1/2 log v + m_s^2 / (2 v)
+        (exact Gaussian integral), a text's narration side c adds log P(c | s, frames) = log
+        Phi(+-kappa m_s / sqrt(1 + kappa^2 v)) (E Phi(kappa u) over that Gaussian): closed
+        forms, no quadrature. kappa = 0: the modalities' terms alone, as before."""
+        if any(m not in _MODALITIES for m in modalities) or len(set(modalities)) != len(modalities):
+            raise ValueError(f"expected distinct modalities from {_MODALITIES}, "
+                             f"found {tuple(modalities)}")
         samples, p = self._samples(split), self.params
-        if modality == "t":
-            b = np.array([text_bucket(x.text) for x in samples], dtype=np.int64)
-            with np.errstate(divide="ignore"):
-                return np.log(_bucket_given_s(p)[:, b + 3].T)
-        if modality not in ("v", "a"):
-            raise ValueError(f"expected modality in {_MODALITIES}, found {modality!r}")
-        ch = p.visual if modality == "v" else p.acoustic
-        frames = [x.visual if modality == "v" else x.acoustic for x in samples]
-        lengths = np.array([len(x) for x in frames], dtype=np.float64)[:, None]
-        xbar = np.stack([x.mean(axis=0, dtype=np.float64) for x in frames]) if frames else np.zeros((0, len(ch.mean)))
-        w = 1.0 / (ch.speaker_sd**2 + ch.frame_sd**2 / lengths)  # offset integrated out
-        return _gauss_loglik(xbar, w, ch.f(p.atoms))
+        wgg, wgx = 0.0, 0.0  # sums over frame channels: w g^2 (N, 1), w g (xbar - f(s)) (N, K)
+        for m in modalities:
+            if m == "t":
+                b = np.array([text_bucket(x.text) for x in samples], dtype=np.int64)
+                with np.errstate(divide="ignore"):
+                    logp += np.log(_bucket_given_s(p)[:, b + 3].T)
+                continue
+            ch = p.visual if m == "v" else p.acoustic
+            frames = [x.visual if m == "v" else x.acoustic for x in samples]
+            lengths = np.array([len(x) for x in frames], dtype=np.float64)[:, None]
+            xbar = (np.stack([x.mean(axis=0, dtype=np.float64) for x in frames]) if frames
+                    else np.zeros((0, len(ch.mean))))
+            w = 1.0 / (ch.speaker_sd**2 + ch.frame_sd**2 / lengths)  # offset integrated out
+            logp += _gauss_loglik(xbar, w, ch.f(p.atoms))
+            wg = w * ch.nuisance
+            wgg = wgg + (wg * ch.nuisance).sum(1, keepdims=True)
+            wgx = wgx + (wg * xbar).sum(1, keepdims=True) - wg @ ch.f(p.atoms).T
+        if p.nuisance:
+            v = 1.0 / (1.0 + wgg)
+            logp += 0.5 * np.log(v) + v * wgx**2 / 2
+            if "t" in modalities:
+                side = np.array([_narration_side(x.text) for x in samples])[:, None]
+                z = p.nuisance * v * wgx / np.sqrt(1 + p.nuisance**2 * v)
+                logp += np.where(side < 0, 0.0, log_ndtr(np.where(side == 1, z, -z)))
+        return logp
 
     def posterior(self, split: str, modalities: Sequence[str] = _MODALITIES) -> np.ndarray:
         """p(s = atom_k | observed modalities), shape (N, K); rows sum to 1."""
-        if any(m not in _MODALITIES for m in modalities) or len(set(modalities)) != len(modalities):
-            raise ValueError(f"expected distinct modalities from {_MODALITIES}, found {tuple(modalities)}")
-        logp = np.broadcast_to(np.log(self.params.prior), (len(self._samples(split)), len(self.params.atoms))).copy()
-        for m in modalities:
-            logp += self.log_likelihood(split, m)
+        shape = (len(self._samples(split)), len(self.params.atoms))
+        logp = self._add_log_likelihood(split, modalities,
+                                        np.broadcast_to(np.log(self.params.prior), shape).copy())
         return np.exp(logp - logsumexp(logp, axis=1, keepdims=True))
 
     def oracle(self, split: str, modalities: Sequence[str] = _MODALITIES) -> np.ndarray:
@@ -201,9 +263,13 @@ def make_synthmosi(n_train: int = 1284, n_valid: int = 229, n_test: int = 686, s
                    visual_dim: int = 20, acoustic_dim: int = 5, visual_frames: Sequence[int] = (10, 50),
                    acoustic_frames: Sequence[int] = (10, 50), irony_rate: float = 0.1, p_zero: float = 0.07,
                    text_noise: float = 0.7, visual_signal: float = 0.25, acoustic_signal: float = 0.2,
-                   speaker_sd: float = 0.5, n_speakers: Sequence[int] = (52, 10, 31)) -> SynthMOSI:
+                   speaker_sd: float = 0.5, n_speakers: Sequence[int] = (52, 10, 31),
+                   nuisance: float = 0.0, share_speaker: bool = True,
+                   share_frame_count: bool = True) -> SynthMOSI:
     """Generate SynthMOSI (see the module docstring): by default MOSI's split sizes and speakers, 20-d visual and 5-d
-    acoustic frames, 10-50 per clip; signal strengths are sums of squared loadings, whatever the dimension."""
+    acoustic frames, 10-50 per clip; signal strengths are sums of squared loadings, whatever the
+    dimension; ``nuisance`` kappa, ``share_speaker``, ``share_frame_count``: the knobs of the
+    module docstring."""
     sizes = dict(zip(SPLITS, (n_train, n_valid, n_test)))
     for name, value in [*sizes.items(), ("visual_dim", visual_dim), ("acoustic_dim", acoustic_dim)]:
         if int(value) != value or value < (0 if name in SPLITS else 1):
@@ -216,6 +282,11 @@ def make_synthmosi(n_train: int = 1284, n_valid: int = 229, n_test: int = 686, s
     if not (0 <= irony_rate <= 1 and 0 <= p_zero < 1 and text_noise > 0):
         raise ValueError("expected irony_rate in [0,1], p_zero in [0,1), text_noise > 0; "
                          f"found {irony_rate}, {p_zero}, {text_noise}")
+    if not 0 <= nuisance < np.inf:
+        raise ValueError(f"expected a finite nuisance >= 0, found {nuisance!r}")
+    for name, value in (("share_speaker", share_speaker), ("share_frame_count", share_frame_count)):
+        if not isinstance(value, (bool, np.bool_)):
+            raise ValueError(f"expected {name} True or False, found {value!r}")
     rng, atoms = np.random.default_rng(seed), label_atoms()
     bumps = 0.45 * np.exp(-0.5 * (atoms + 1.3) ** 2) + 0.55 * np.exp(-0.5 * (atoms - 1.2) ** 2)
     prior = np.where(atoms == 0, 0.0, bumps)
@@ -223,8 +294,14 @@ def make_synthmosi(n_train: int = 1284, n_valid: int = 229, n_test: int = 686, s
     params = SynthParams(atoms, prior, p_zero, irony_rate, text_noise,
                          _channels(rng, visual_dim, tuple(visual_frames), visual_signal, 0.3, 0.2, speaker_sd),
                          _channels(rng, acoustic_dim, tuple(acoustic_frames), acoustic_signal, 0.2, 0.4, speaker_sd))
+    params.nuisance, params.share_speaker = float(nuisance), bool(share_speaker)
+    params.share_frame_count, aux = bool(share_frame_count), np.random.default_rng([seed, 1])
+    for ch in (params.visual, params.acoustic):
+        w = aux.standard_normal(len(ch.mean))
+        ch.nuisance = nuisance * ch.frame_sd * w / np.linalg.norm(w)
     used_videos: set[str] = set()
-    out: dict[str, dict] = {k: {} for k in ("splits", "latent", "ironic", "bucket", "speaker", "videos", "offsets")}
+    out: dict[str, dict] = {k: {} for k in ("splits", "latent", "ironic", "bucket", "speaker",
+                                            "videos", "offsets", "voice_speaker", "nuisance")}
     for split, n, n_spk_default in zip(SPLITS, sizes.values(), n_speakers):
         n_spk = params.speakers[split] = min(n_spk_default, n)
         counts = 1 + rng.multinomial(n - n_spk, rng.dirichlet(np.full(n_spk, 2.0))) if n_spk else np.zeros(0, int)
@@ -238,15 +315,22 @@ def make_synthmosi(n_train: int = 1284, n_valid: int = 229, n_test: int = 686, s
         ironic = rng.random(n) < irony_rate
         expressed = np.where(ironic, -s, s)
         bucket = np.clip(np.floor(expressed + text_noise * rng.standard_normal(n) + 0.5), -3, 3).astype(np.int64)
-        texts = [_make_text(int(b), rng) for b in bucket]
+        nu, coin, u_voice = aux.standard_normal(n), aux.random(n), aux.random(n)
+        side = np.where(coin < ndtr(nuisance * nu), 1, 0) if nuisance else np.full(n, -1)
+        voice = speaker if share_speaker or not n else aux.choice(n_spk, size=n, p=counts / n)
+        texts = [_make_text(int(b), rng, int(c)) for b, c in zip(bucket, side)]
         offsets = {m: rng.standard_normal((n_spk, len(ch.mean))) * ch.speaker_sd
                    for m, ch in (("v", params.visual), ("a", params.acoustic))}
         u = rng.random(n)
-        vis = _frames(rng, params.visual, u, params.visual.f(s) + offsets["v"][speaker])
-        aco = _frames(rng, params.acoustic, u, params.acoustic.f(s) + offsets["a"][speaker])
+        vis = _frames(rng, params.visual, u, params.visual.f(s) + offsets["v"][speaker]
+                      + nu[:, None] * params.visual.nuisance)
+        aco = _frames(*((rng, params.acoustic, u) if share_frame_count
+                        else (aux, params.acoustic, u_voice)),
+                      params.acoustic.f(s) + offsets["a"][voice]
+                      + nu[:, None] * params.acoustic.nuisance)
         clip_no = np.concatenate([np.arange(1, c + 1) for c in counts]) if n_spk else np.zeros(0, int)
         clips = [Sample(texts[i], vis[i], aco[i], float(s[i]), f"{videos[speaker[i]]}_{clip_no[i]}") for i in range(n)]
-        for key, value in zip(out, (clips, s, ironic, bucket, speaker, videos, offsets)):
+        for key, value in zip(out, (clips, s, ironic, bucket, speaker, videos, offsets, voice, nu)):
             out[key][split] = value
     return SynthMOSI(params=params, seed=seed, **out)
 
@@ -286,51 +370,96 @@ def modality_mutual_information(source: SynthMOSI | SynthParams,
     drawn apart per modality and integrated out (as :meth:`SynthMOSI.posterior` does), so the
     speaker adds nothing that face and voice share: a held-out clip. ``split`` named (``source``
     a :class:`SynthMOSI`): the speaker is one of that split's, by its share of the clips, with
-    its drawn offsets, a latent that face and voice share beside s."""
+    its drawn offsets, a latent that face and voice share beside s. ``share_speaker=False``: the
+    voice's speaker is drawn by its own shares, apart from the face's (nothing shared then);
+    ``share_frame_count=False``: I(L_v; L_a) = 0. ``nuisance`` > 0 is refused: u couples all three
+    modalities beyond s, which this computation does not integrate."""
     p = source.params if isinstance(source, SynthMOSI) else source
+    if p.nuisance:
+        raise ValueError("expected nuisance 0 (the shared latent u is not integrated here), "
+                         f"found {p.nuisance}")
     bad = [q for q in pairs if len(q) != 2 or q[0] == q[1] or not set(q) <= set(_MODALITIES)]
     if bad or int(n) != n or n < 2:
         raise ValueError(f"expected pairs of two of {_MODALITIES} and n >= 2, found {bad}, n={n}")
     chans = {"v": p.visual, "a": p.acoustic}
     if split is None:
-        weights = np.ones(1)
+        weights = {m: np.ones(1) for m in chans}
         offsets = {m: np.zeros((1, len(ch.mean))) for m, ch in chans.items()}
         spk_var = {m: ch.speaker_sd**2 for m, ch in chans.items()}
     elif isinstance(source, SynthMOSI):
         if not source._samples(split):  # a clear error for an unknown split, too
             raise ValueError(f"expected a split with clips, found {split!r} empty")
-        speaker = source.speaker[split]
-        weights = np.bincount(speaker, minlength=p.speakers[split]) / len(speaker)
+        weights = {m: np.bincount(x, minlength=p.speakers[split]) / len(x)
+                   for m, x in (("v", source.speaker[split]), ("a", source.voice_speaker[split]))}
         offsets, spk_var = source.offsets[split], {m: 0.0 for m in chans}
     else:
         raise ValueError(f"expected a SynthMOSI with split={split!r}, found SynthParams")
-    rng, n_atoms, n_spk = np.random.default_rng(seed), len(p.atoms), len(weights)
-    s, spk = rng.choice(n_atoms, size=n, p=p.prior), rng.choice(n_spk, size=n, p=weights)
-    u = rng.random(n)
-    with np.errstate(divide="ignore"):
-        log_pz = (np.log(p.prior)[:, None] + np.log(weights)).ravel()  # latent z = (s, speaker)
+    rng, n_atoms, n_spk = np.random.default_rng(seed), len(p.atoms), len(weights["v"])
+    s = rng.choice(n_atoms, size=n, p=p.prior)
+    spk = {"v": rng.choice(n_spk, size=n, p=weights["v"])}
+    u = {"v": rng.random(n)}
+    shared = p.share_speaker or split is None  # else z = s, each modality's speaker summed out
+    spk["a"] = spk["v"] if shared else rng.choice(n_spk, size=n, p=weights["a"])
+    u["a"] = u["v"] if p.share_frame_count else rng.random(n)
+    with np.errstate(divide="ignore"):  # latent z = (s, speaker)
+        log_ps = np.log(p.prior)
+        log_pz = {m: (log_ps[:, None] + np.log(weights[m])).ravel() for m in chans}
     xbar, prec, mu = {}, {}, {}
     for m, ch in chans.items():
-        sd = np.sqrt(spk_var[m] + ch.frame_sd**2 / _frame_counts(ch.frames, u)[:, None])
-        xbar[m] = ch.f(p.atoms)[s] + offsets[m][spk] + sd * rng.standard_normal(sd.shape)
+        sd = np.sqrt(spk_var[m] + ch.frame_sd**2 / _frame_counts(ch.frames, u[m])[:, None])
+        xbar[m] = ch.f(p.atoms)[s] + offsets[m][spk[m]] + sd * rng.standard_normal(sd.shape)
         prec[m] = sd**-2
         mu[m] = (ch.f(p.atoms)[:, None] + offsets[m][None]).reshape(n_atoms * n_spk, -1)
     b_given_s, terms = _bucket_given_s(p), {q: np.empty(n) for q in pairs}
     step = max(1, 2**21 // (n_atoms * n_spk))
     for i in range(0, n, step):
-        ll = {m: log_pz + _gauss_loglik(xbar[m][i : i + step], prec[m][i : i + step], mu[m])
+        ll = {m: log_pz[m] + _gauss_loglik(xbar[m][i : i + step], prec[m][i : i + step], mu[m])
               for m in chans}  # log p(z, xbar_m) up to a per-clip constant
+        if not shared:
+            ll = {m: logsumexp(x.reshape(len(x), n_atoms, n_spk), 2) for m, x in ll.items()}
+        lz = log_pz["v"] if shared else log_ps
         for q in pairs:
             if "t" in q:  # H(B | xbar_m, L_m) of each clip
                 post = np.exp(ll[q.strip("t")] - logsumexp(ll[q.strip("t")], 1, keepdims=True))
-                pb = post.reshape(-1, n_atoms, n_spk).sum(2) @ b_given_s
+                pb = post.reshape(len(post), n_atoms, -1).sum(2) @ b_given_s
                 terms[q][i : i + step] = entr(pb).sum(1)
             else:  # the per-clip constants cancel
                 with np.errstate(invalid="ignore"):  # -inf - -inf where the prior is 0
-                    joint = np.where(np.isfinite(log_pz), ll["v"] + ll["a"] - log_pz, -np.inf)
+                    joint = np.where(np.isfinite(lz), ll["v"] + ll["a"] - lz, -np.inf)
                 terms[q][i : i + step] = (logsumexp(joint, 1) - logsumexp(ll["v"], 1)
                                           - logsumexp(ll["a"], 1))
     h_b = entr(p.prior @ b_given_s).sum()
-    i_l = _frame_count_information(p.visual.frames, p.acoustic.frames)
+    i_l = (_frame_count_information(p.visual.frames, p.acoustic.frames)
+           if p.share_frame_count else 0.0)
     return {q: (float(h_b - t.mean() if "t" in q else i_l + t.mean()),
                 float(t.std(ddof=1) / np.sqrt(n))) for q, t in terms.items()}
+
+
+def label_starvation(data: SynthMOSI, n_labels: Sequence[int | None] = (64, None),
+                     modalities: str = "tva", seed: int = 0) -> dict[str, float]:
+    """Are the raw features label-starved? Test-split R^2 of ridge regressions of the label on
+    per-clip features (the text bucket one-hot for "t", the frame means of face "v" and voice "a"),
+    each fitted on ``n`` random training clips (``None``: all; standardised features, the penalty
+    by leave-one-out CV, RidgeCV over 1e-3..1e4), keyed ``str(n)`` or ``"all"``; ``"oracle"``: the
+    R^2 of the posterior mean given the same modalities (the best any predictor of them reaches)."""
+    if not modalities or any(m not in _MODALITIES for m in modalities):
+        raise ValueError(f"expected modalities from {_MODALITIES}, found {modalities!r}")
+
+    def features(split: str) -> np.ndarray:
+        xs = data._samples(split)
+        cols = [np.eye(7)[[text_bucket(x.text) + 3 for x in xs]]] if "t" in modalities else []
+        cols += [np.stack([(x.visual if m == "v" else x.acoustic).mean(0, dtype=np.float64)
+                           for x in xs]) for m in "va" if m in modalities]
+        return np.hstack(cols)
+    x_train, x_test = features("train"), features("test")
+    y_train, y_test = data.latent["train"], data.latent["test"]
+    rng, out = np.random.default_rng(seed), {}
+    for n in n_labels:
+        if n is not None and not 2 <= n <= len(y_train):
+            raise ValueError(f"expected n_labels between 2 and {len(y_train)} (or None), found {n}")
+        rows = np.arange(len(y_train)) if n is None else rng.choice(len(y_train), n, replace=False)
+        ridge = make_pipeline(StandardScaler(), RidgeCV(alphas=np.logspace(-3, 4, 15)))
+        out["all" if n is None else str(n)] = float(r2_score(
+            y_test, ridge.fit(x_train[rows], y_train[rows]).predict(x_test)))
+    mean = data.posterior("test", tuple(modalities)) @ data.params.atoms
+    return {**out, "oracle": float(r2_score(y_test, mean))}

@@ -67,7 +67,8 @@ def test_train_writes_config_history_metrics_and_summary(run_dir):
     assert data["source"] == "synthmosi"
     assert data["synth"] == {**{k: list(v) if isinstance(v, tuple) else v for k, v in SIZES.items()},
                              "seed": 0, "visual_dim": 20, "acoustic_dim": 5, "irony_rate": 0.1, "text_noise": 0.7,
-                             "visual_signal": 0.25, "acoustic_signal": 0.2, "n_speakers": [52, 10, 31]}
+                             "visual_signal": 0.25, "acoustic_signal": 0.2, "n_speakers": [52, 10, 31],
+                             "nuisance": 0.0, "share_speaker": True, "share_frame_count": True}
     tests = []
     for seed in (0, 1):
         seed_dir = run_dir / f"seed_{seed}"
@@ -153,6 +154,17 @@ def test_evaluate_reproduces_stored_metrics_exactly(run_cli, run_dir):
 
 
 # ----------------------------------------------------------------------------- synth + files
+def test_synth_help_lists_every_generator_option(capsys, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "2000")
+    with pytest.raises(SystemExit):
+        cli.build_parser().parse_args(["synth", "--help"])
+    shown = capsys.readouterr().out
+    for flag, _ in cli.SYNTH_OPTIONS.values():
+        assert flag in shown
+    assert "--synth-nuisance K strength of a per-clip latent" in " ".join(shown.split())
+    assert "--synth-share-frame-count BOOL face and voice with one frame count" in " ".join(shown.split())
+
+
 @pytest.mark.parametrize("fmt", ["mmsa", "mult"])
 def test_synth_writes_a_released_format_that_loads_back(run_cli, tmp_path, fmt):
     path = tmp_path / "data" / f"synth_{fmt}.pkl"
@@ -222,7 +234,8 @@ def test_resume_with_more_epochs_continues_the_run(run_cli, run_dir, tmp_path):
     resumed = tmp_path / "resumed"
     shutil.copytree(run_dir, resumed)
     data = read_json(resumed / "data.json")
-    del data["synth"]["n_speakers"]  # a run made before that generator option existed resumes with its default
+    for key in ("n_speakers", "nuisance", "share_speaker", "share_frame_count"):
+        del data["synth"][key]  # a run made before these generator options existed resumes with their defaults
     (resumed / "data.json").write_text(json.dumps(data))
     assert run_cli(*args3, "--out", str(resumed), "--resume")[0] == 0
     for seed in (0, 1):
@@ -320,7 +333,8 @@ def test_labelled_fraction_and_generator_knobs_from_the_cli(tmp_path, capsys):
     out = tmp_path / "few"
     assert cli.main(["train", *SYNTH_ARGS, "--preset", "synthmosi", "--text-encoder", "tiny", "--epochs", "1",
                      "--labeled-fraction", "0.25", "--synth-visual-signal", "0", "--synth-irony-rate", "0.3",
-                     "--synth-speakers", "8,3,4", "--frame-encoder", "mean", "--out", str(out)]) == 0
+                     "--synth-speakers", "8,3,4", "--synth-nuisance", "0.5", "--synth-share-speaker", "false",
+                     "--synth-share-frame-count", "FALSE", "--frame-encoder", "mean", "--out", str(out)]) == 0
     assert read_json(out / "config.json")["labeled_fraction"] == 0.25
     assert read_json(out / "config.json")["frame_encoder"] == "mean"
     summary = read_json(out / "summary.json")
@@ -329,9 +343,15 @@ def test_labelled_fraction_and_generator_knobs_from_the_cli(tmp_path, capsys):
     synth = read_json(out / "data.json")["synth"]
     assert (synth["visual_signal"], synth["irony_rate"], synth["acoustic_signal"]) == (0.0, 0.3, 0.2)
     assert synth["n_speakers"] == [8, 3, 4]
+    assert (synth["nuisance"], synth["share_speaker"], synth["share_frame_count"]) == (0.5, False, False)
+    assert read_json(out / "summary.json")["data"]["synth"] == synth
     for wrong in ("8,3", "8,3,x"):  # three ints or a usage error naming the option and the form
         assert cli.main(["train", *SYNTH_ARGS, "--synth-speakers", wrong, "--out", str(tmp_path / "no")]) == 2
         assert f"--synth-speakers: invalid TRAIN,VALID,TEST value: '{wrong}'" in capsys.readouterr().err
+    assert cli.main(["train", *SYNTH_ARGS, "--synth-share-speaker", "no", "--out", str(tmp_path / "no")]) == 2
+    assert "--synth-share-speaker: invalid true/false value: 'no'" in capsys.readouterr().err
+    assert cli.main(["train", *SYNTH_ARGS, "--synth-nuisance", "-1", "--out", str(tmp_path / "no")]) == 2
+    assert "nuisance" in capsys.readouterr().err and not (tmp_path / "no").exists()
     data = make_synthmosi(**{**SIZES, "visual_signal": 0.0, "irony_rate": 0.3})
     flat = data.log_likelihood("test", "v")
     assert np.allclose(flat, flat[:, :1])  # no visual evidence about s

@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import time
 
 import numpy as np
 import pytest
-from scipy.special import logsumexp
+from scipy.special import logsumexp, ndtr, ndtri
 
 from mmim_lite.data import SPLITS, Sample
-from mmim_lite.synth import (ADJ_PHRASES, ADJ_TEMPLATES, NARRATION, VERB_PHRASES, label_atoms, make_synthmosi,
-                             modality_mutual_information, text_bucket)
+from mmim_lite.synth import (ADJ_PHRASES, ADJ_TEMPLATES, NARRATION, VERB_PHRASES, label_atoms, label_starvation,
+                             make_synthmosi, modality_mutual_information, text_bucket)
 
 
 @pytest.fixture(scope="module")
@@ -279,3 +280,149 @@ def test_modality_mi_symmetric_nonnegative_and_monotone():
     assert [x[0] for x in by_noise] == sorted((x[0] for x in by_noise), reverse=True)
     assert by_noise[-1][0] > 0
     assert by_signal[0]["ta"] == pytest.approx(by_signal[-1]["ta"])  # the face's signal only
+
+
+# ----------------------------------------------------------------------------- generator knobs
+def _digest(d) -> str:
+    h = hashlib.sha256()
+    for s in SPLITS:
+        for x in d.splits[s]:
+            h.update(f"{x.id}|{x.text}|{x.label}".encode())
+            h.update(x.visual.tobytes() + x.acoustic.tobytes())
+        h.update(d.oracle(s).tobytes())
+    return h.hexdigest()
+
+
+def test_knobs_at_their_defaults_give_the_same_clips_and_oracle(mosi):
+    """The clips and oracle of seed 0 as they were before the knobs existed, bit for bit."""
+    before = "23b0d9f54e7451d03d87f5a4317e3bd487bf160536a7a1da630380854deead10"
+    assert _digest(mosi) == before
+    same = make_synthmosi(seed=0, nuisance=0.0, share_speaker=True, share_frame_count=True)
+    assert _digest(same) == before
+    for bad in ({"nuisance": -1.0}, {"nuisance": float("nan")}, {"share_speaker": "no"},
+                {"share_frame_count": 0}):
+        with pytest.raises(ValueError, match=next(iter(bad))):
+            make_synthmosi(4, 2, 2, **bad)
+
+
+def _unplace(text: str) -> str:
+    """A text with each narration sentence named by its place within its half of NARRATION."""
+    for i, line in enumerate(NARRATION):
+        text = text.replace(line, f"<{i % 7}>")
+    return text
+
+
+def test_nuisance_enters_text_face_and_voice():
+    """Against kappa = 0 with the same seed: the frames move by exactly u g, the texts keep their
+    bucket and words but take their narration from the half the coin Phi(kappa u) picks."""
+    base, d = (make_synthmosi(300, 10, 10, seed=2, nuisance=k) for k in (0.0, 1.5))
+    u = d.nuisance["train"]
+    assert np.array_equal(u, base.nuisance["train"]) and abs(u.std() - 1) < 0.15
+    for m, ch in (("visual", d.params.visual), ("acoustic", d.params.acoustic)):
+        white = ch.nuisance / ch.frame_sd  # kappa frame-noise SDs along a unit direction
+        assert np.linalg.norm(white) == pytest.approx(1.5) and not np.any(base.params.visual.nuisance)
+        for i, (x, y) in enumerate(zip(d.splits["train"], base.splits["train"])):
+            np.testing.assert_allclose(getattr(x, m) - getattr(y, m), np.broadcast_to(
+                u[i] * ch.nuisance, getattr(x, m).shape), atol=1e-5)
+    half = {line: i // 7 for i, line in enumerate(NARRATION)}
+    sides, moved = [], 0
+    for x, y, ui in zip(d.splits["train"], base.splits["train"], u):
+        assert text_bucket(x.text) == text_bucket(y.text)
+        used = [line for line in NARRATION if line in x.text]
+        assert len({half[line] for line in used}) <= 1
+        if used:
+            sides.append((half[used[0]], ui))
+        moved += x.text != y.text
+        assert _unplace(x.text) == _unplace(y.text)
+    c, ui = np.array(sides).T
+    assert 150 < len(c) < 280 and moved > 50
+    assert np.mean(c == (ui > 0)) > 0.75  # P(c = 1 | u) = Phi(1.5 u)
+
+
+def test_sharing_switches_draw_the_voice_apart():
+    kw = dict(n_train=400, n_valid=10, n_test=10, seed=3, speaker_sd=20.0)
+    base = make_synthmosi(**kw)
+    d = make_synthmosi(**kw, share_speaker=False, share_frame_count=False)
+    spk, voice = d.speaker["train"], d.voice_speaker["train"]
+    assert np.array_equal(spk, base.speaker["train"]) and np.array_equal(base.voice_speaker["train"], spk)
+    assert np.mean(spk == voice) < 0.2
+    means = np.stack([x.acoustic.mean(0) for x in d.splits["train"]])
+    nearest = np.argmin(((means[:, None] - d.offsets["train"]["a"][None]) ** 2).sum(2), axis=1)
+    assert np.mean(nearest == voice) > 0.95  # the voice follows its own speaker
+    lengths = np.array([[len(x.visual), len(x.acoustic)] for x in d.splits["train"]])
+    assert np.mean(lengths[:, 0] == lengths[:, 1]) < 0.1 and abs(np.corrcoef(lengths.T)[0, 1]) < 0.2
+    for x, y in zip(d.splits["train"], base.splits["train"]):  # the text and face as before
+        assert x.text == y.text and np.array_equal(x.visual, y.visual)
+
+
+def _ignorant(d):
+    """The same data read by an oracle that knows nothing of the nuisance."""
+    v, a = (dataclasses.replace(ch, nuisance=0 * ch.nuisance) for ch in (d.params.visual, d.params.acoustic))
+    d.params = dataclasses.replace(d.params, nuisance=0.0, visual=v, acoustic=a)
+    return d
+
+
+def test_oracle_with_nuisance_beats_the_nuisance_ignorant_posterior():
+    kw = dict(n_train=10, n_valid=10, n_test=6000, seed=5, n_speakers=(5, 5, 1500), nuisance=1.5)
+    d, ignorant = make_synthmosi(**kw), _ignorant(make_synthmosi(**kw))
+    y = d.latent["test"]
+    assert _mae(d.oracle("test"), y) < _mae(ignorant.oracle("test"), y) - 0.005
+    for mods in ("tv", "va", "v", "t"):  # the MAE-optimal median of each subset, too
+        assert _mae(d.oracle("test", mods), y) <= _mae(ignorant.oracle("test", mods), y) + 1e-3
+
+
+def test_oracle_with_nuisance_matches_numerical_integration():
+    """The closed-form integral over u against an average over 20,000 stratified draws of
+    u ~ N(0, 1) (its quantiles at (i + 1/2) / 20,000; the text's p(b | s), tested against
+    simulation above, from the oracle's text likelihood). Without the narration's term for u
+    some posteriors move by 0.006-0.033."""
+    d = make_synthmosi(1, 1, 8, seed=9, nuisance=2.0, visual_frames=(1, 2), acoustic_frames=(1, 2),
+                       visual_signal=0.75, acoustic_signal=0.6)
+    p = d.params
+    u = ndtri((np.arange(20_000) + 0.5) / 20_000)
+    post, p_b = d.posterior("test"), np.exp(d.log_likelihood("test", "t"))  # p(b | s) / 2: no frames
+    for i, x in enumerate(d.splits["test"]):
+        side = next((j // 7 for j, line in enumerate(NARRATION) if line in x.text), -1)
+        ll = np.log(p.prior)[:, None] + np.zeros((1, len(u)))
+        for ch, frames in ((p.visual, x.visual), (p.acoustic, x.acoustic)):
+            var = ch.speaker_sd**2 + ch.frame_sd**2 / len(frames)
+            mu = ch.f(p.atoms)[:, None, :] + u[None, :, None] * ch.nuisance
+            ll += -0.5 * (((frames.mean(0) - mu) ** 2) / var).sum(2)
+        if side >= 0:
+            ll += np.log(ndtr(p.nuisance * u if side else -p.nuisance * u))
+        mc = np.exp(logsumexp(ll, axis=1)) * p_b[i]
+        np.testing.assert_allclose(post[i], mc / mc.sum(), atol=2e-3)
+
+
+def test_modality_mi_with_the_knobs():
+    """No frame count shared: I(face; voice) of signal-free frames is 0 (log 41 when shared); no
+    speaker shared: a split's far-apart speakers add nothing between face and voice; kappa > 0 is
+    refused naming the option."""
+    flat = dict(n_train=1, n_valid=1, n_test=1, seed=3, visual_signal=0.0, acoustic_signal=0.0)
+    r = modality_mutual_information(make_synthmosi(**flat, share_frame_count=False), n=2000)
+    assert abs(r["va"][0]) < 1e-9
+    d = make_synthmosi(300, 1, 1, seed=6, n_speakers=(6, 1, 1), speaker_sd=40.0, share_speaker=False,
+                       share_frame_count=False, visual_signal=0.75, acoustic_signal=0.6)
+    split = modality_mutual_information(d, n=6000, seed=2, split="train")
+    v, a = (dataclasses.replace(ch, speaker_sd=0 * ch.speaker_sd)
+            for ch in (d.params.visual, d.params.acoustic))
+    known = dataclasses.replace(d.params, visual=v, acoustic=a)
+    fresh = modality_mutual_information(known, n=6000, seed=3)
+    assert all(_within(split[q], fresh[q]) for q in ("tv", "ta", "va")), (split, fresh)
+    with pytest.raises(ValueError, match="nuisance"):
+        modality_mutual_information(make_synthmosi(1, 1, 1, nuisance=0.5))
+
+
+def test_label_starvation_where_the_answer_is_known():
+    """Frames without signal: R^2 about 0 with any number of labels; a noise-free face: ridge on its
+    frame means reaches the oracle's R^2 (1) with 64 labels as with all."""
+    none = label_starvation(make_synthmosi(seed=0, visual_signal=0.0, acoustic_signal=0.0),
+                            modalities="va")
+    assert set(none) == {"64", "all", "oracle"} and all(abs(v) < 0.03 for v in none.values())
+    clean = label_starvation(make_synthmosi(seed=0, visual_signal=30.0, speaker_sd=0.0), modalities="v")
+    assert clean["oracle"] == pytest.approx(1.0, abs=1e-6)
+    assert clean["64"] > clean["oracle"] - 0.01 and clean["all"] > clean["oracle"] - 0.01
+    r = label_starvation(make_synthmosi(seed=0), (16, 64, None))
+    assert r["16"] < r["all"] < r["oracle"]  # the default data is label-starved
+    with pytest.raises(ValueError, match="n_labels"):
+        label_starvation(make_synthmosi(seed=0), (5000,))
