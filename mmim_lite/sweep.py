@@ -361,7 +361,8 @@ def _grid_figure(study: optuna.Study, sweep: Sweep, trials: Sequence[FrozenTrial
     rows, columns = sorted(varied, key=lambda k: -importance.get(k, 0.0))[:2]  # ties keep order
     table = grid_table(trials, rows, columns)
     others = [k for k in varied if k not in (rows, columns)]
-    title = f"Mean validation MAE over {len(sweep.seeds)} seed(s)"
+    n = len(sweep.seeds)
+    title = f"Mean validation MAE over {n} seed{'s' if n > 1 else ''}"
     if others:
         title += f"; each cell: the lowest over {', '.join(others)}"
     width = min(8.0, max(6.0, 2.5 + 0.9 * table.shape[1]))

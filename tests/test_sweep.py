@@ -197,14 +197,16 @@ def test_grid_table_keeps_the_lowest_mean_over_the_other_parameters():
             assert table.loc[beta, alpha] == pytest.approx(best)
 
 
+@pytest.mark.filterwarnings("ignore:Target and region quantiles")  # importances of a flat study
 def test_report_draws_the_grid_only_when_two_parameters_vary(tmp_path):
     base = MMIMConfig.preset("synthmosi")
-    for space, drawn in (({"alpha": [0.1, 0.3]}, False),
-                         ({"alpha": [0.1, 0.3], "beta": [0.1], "memory_size": [1, 2, 3]}, True),
-                         (PAPER_SPACE, True)):
-        out = tmp_path / str(len(space))
+    many = {"beta": [0.1, 0.3], "alpha": [i / 20 for i in range(1, 13)]}  # equal importances: 12 columns
+    for i, (space, drawn) in enumerate((({"alpha": [0.1, 0.3]}, False),
+                                        ({"alpha": [0.1, 0.3], "beta": [0.1], "memory_size": [1, 2]}, True),
+                                        (PAPER_SPACE, True), (many, True))):
+        out = tmp_path / str(i)
         out.mkdir()
-        study = made_up_study(space, lambda point: point["alpha"] + point.get("memory_size", 0))
+        study = made_up_study(space, lambda point: point["alpha"] * (space is not many))
         files = write_report(study, Sweep(base, space, (0, 1), "sqlite://"), out)["files"]
         assert ("grid.png" in files) == (out / "grid.png").exists() == drawn
         if drawn:
