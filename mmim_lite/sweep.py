@@ -33,6 +33,7 @@ import multiprocessing
 import os
 import socket
 import sys
+import textwrap
 import time
 import typing
 import warnings
@@ -42,14 +43,18 @@ from typing import Any, Mapping, Sequence
 import optuna
 import sqlalchemy
 import torch
-from optuna.trial import TrialState
+from optuna.trial import FrozenTrial, TrialState
 
 from .config import MMIMConfig
 from .runtime import strict_json, write_csv, write_json
 from .train import Trainer, TrainingDivergedError, epoch_line, run_seeds, summarize_runs
 
+if typing.TYPE_CHECKING:
+    import pandas
+    from matplotlib.figure import Figure
+
 __all__ = ["PAPER_SPACE", "TPE_TRIALS", "SweepError", "Sweep", "load_space", "check_space", "open_storage",
-           "open_study", "run_worker", "run_sweep", "write_report"]
+           "open_study", "run_worker", "run_sweep", "grid_table", "write_report"]
 
 #: Sec. 4.3's grid (648 settings); "a,b" ties fields to one value (the paper's "hidden size").
 PAPER_SPACE: dict[str, list[Any]] = {
@@ -329,9 +334,50 @@ def _worker_process(*args: Any) -> None:
         sys.exit(130)
 
 
+def grid_table(trials: Sequence[FrozenTrial], rows: str, columns: str) -> pandas.DataFrame:
+    """The mean validation MAE over the seeds (a trial's value) of each completed setting, as a
+    ``rows`` x ``columns`` table (values sorted); where other parameters vary too, each cell holds
+    the lowest of those means over them. Settings never completed are NaN."""
+    import pandas as pd
+
+    done = [{**t.params, "_mae": t.value} for t in trials if t.state == TrialState.COMPLETE]
+    frame = pd.DataFrame(done)
+    setting = [k for k in frame.columns if k != "_mae"]
+    means = frame.groupby(setting, dropna=False)["_mae"].mean().reset_index()  # a repeated setting
+    return means.pivot_table(index=rows, columns=columns, values="_mae", aggfunc="min",
+                             dropna=False)
+
+
+def _grid_figure(study: optuna.Study, sweep: Sweep, trials: Sequence[FrozenTrial],
+                 varied: Sequence[str]) -> Figure:
+    """A heatmap of :func:`grid_table` for the two most important of ``varied`` (two or more; the
+    first two in the space's order when the importances do not tell them apart)."""
+    import matplotlib.pyplot as plt
+    import seaborn as sns
+
+    with warnings.catch_warnings():  # too few trials: equal importances (the space's order, below)
+        warnings.simplefilter("ignore", UserWarning)
+        importance = optuna.importance.get_param_importances(study, params=list(varied))
+    rows, columns = sorted(varied, key=lambda k: -importance.get(k, 0.0))[:2]  # ties keep order
+    table = grid_table(trials, rows, columns)
+    others = [k for k in varied if k not in (rows, columns)]
+    n = len(sweep.seeds)
+    title = f"Mean validation MAE over {n} seed{'s' if n > 1 else ''}"
+    if others:
+        title += f"; each cell: the lowest over {', '.join(others)}"
+    width = min(8.0, max(6.0, 2.5 + 0.9 * table.shape[1]))
+    fig, ax = plt.subplots(figsize=(width, 2.0 + 0.5 * table.shape[0]), layout="constrained")
+    sns.heatmap(table, annot=True, fmt=".3f", annot_kws={"size": 10}, cmap="viridis",
+                cbar_kws={"label": "validation MAE"}, ax=ax)
+    ax.set_title(textwrap.fill(title, width=int(width * 10)))  # 12 pt: about 10 characters an inch
+    return fig
+
+
 def write_report(study: optuna.Study, sweep: Sweep, out_dir: str | Path, top: int = 10) -> dict[str, Any]:
     """``best_config.json`` (for ``mmim-lite train --config``), ``best.json`` (the best trial, with its test
-    metrics), ``top.csv``/``top.md`` (the ``top`` best settings, validation only) and figures in ``out_dir``."""
+    metrics), ``top.csv``/``top.md`` (the ``top`` best settings, validation only) and figures in
+    ``out_dir``: ``history.png``, ``importances.png`` and, for a grid with two or more varied
+    parameters, ``grid.png`` (:func:`grid_table`)."""
     import matplotlib.pyplot as plt
     from optuna.visualization import matplotlib as optuna_plots
 
@@ -365,6 +411,14 @@ def write_report(study: optuna.Study, sweep: Sweep, out_dir: str | Path, top: in
     for name, fig in figures.items():
         fig.savefig(out / name, dpi=120, bbox_inches="tight")
         plt.close(fig)
+    if sweep.sampler == "grid" and len(varied) >= 2:
+        with plt.rc_context({"font.size": 11, "axes.titlesize": 12, "axes.labelsize": 11,
+                             "xtick.labelsize": 10, "ytick.labelsize": 10,
+                             "savefig.bbox": "standard"}):
+            fig = _grid_figure(study, sweep, trials, varied)
+            fig.savefig(out / "grid.png", dpi=150)  # at most 8 in wide: at most 1,200 px
+        plt.close(fig)
+        figures["grid.png"] = fig
     files = ["best_config.json", "best.json", "top.csv", "top.md", *figures]
     states = [t.state for t in study.get_trials(deepcopy=False)]
     return {"n_points": len(sweep.points) or sweep.trials or TPE_TRIALS, "n_complete": len(trials),

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import csv
 import glob
+import itertools
 import json
 import os
 import re
@@ -26,11 +27,21 @@ from pathlib import Path
 
 import optuna
 import pytest
-from optuna.trial import TrialState
+from optuna.distributions import CategoricalDistribution
+from optuna.trial import TrialState, create_trial
+from PIL import Image
 
 from mmim_lite import cli
 from mmim_lite.config import MMIMConfig
-from mmim_lite.sweep import PAPER_SPACE, Sweep, open_storage, open_study, run_sweep
+from mmim_lite.sweep import (
+    PAPER_SPACE,
+    Sweep,
+    grid_table,
+    open_storage,
+    open_study,
+    run_sweep,
+    write_report,
+)
 from mmim_lite.synth import make_synthmosi
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -142,6 +153,68 @@ def test_report_selects_on_validation_and_shows_test_for_the_best_only(swept):
 
 
 @pytest.mark.slow
+def test_report_draws_the_grid_of_mean_validation_maes(swept):
+    with Image.open(swept / "grid.png") as image:
+        assert image.format == "PNG" and image.width <= 8 * 150
+    trials = trials_of(f"sqlite:///{swept / 'study.db'}")
+    complete = [t for t in trials if t.state == TrialState.COMPLETE]
+    table = grid_table(complete, "alpha", "visual_hidden,acoustic_hidden")
+    for t in complete:  # each cell: the setting's validation MAE averaged over its two seeds
+        maes = [r["valid"]["mae"] for r in t.user_attrs["runs"]]
+        cell = table.loc[t.params["alpha"], t.params["visual_hidden,acoustic_hidden"]]
+        assert cell == pytest.approx(sum(maes) / len(maes))
+    assert table.shape == (2, 2)
+
+
+# ----------------------------------------------------------------------------- grid, made-up trials
+def made_up_study(space: dict[str, list], value, skip=()) -> optuna.Study:
+    """An in-memory study with one COMPLETE trial of value ``value(point)`` per grid point of
+    ``space`` (those numbered in ``skip``: pruned), with the user attributes a report reads."""
+    study = optuna.create_study()
+    distributions = {k: CategoricalDistribution(v) for k, v in space.items()}
+    for i, point in enumerate(Sweep(MMIMConfig(), space, (0,), "sqlite://").points):
+        valid = {k: {"mean": value(point), "std": 0.0}
+                 for k in ("mae", "corr", "acc2_non0", "f1_non0")}
+        state = TrialState.PRUNED if i in skip else TrialState.COMPLETE
+        study.add_trial(create_trial(state=state, params=point, distributions=distributions,
+                                     value=None if i in skip else value(point),
+                                     user_attrs={"grid_point": i, "valid": valid}))
+    return study
+
+
+def test_grid_table_keeps_the_lowest_mean_over_the_other_parameters():
+    space = {"alpha": [0.1, 0.3], "beta": [0.05, 0.1, 0.3], "memory_size": [1, 2]}
+    # memory_size 1 is best for beta 0.3 only; points 0 and 1 (alpha 0.1, beta 0.05) not completed
+    mae = {(a, b, m): 1 + a - 2 * b + (0.37 if (m == 1) == (b < 0.3) else 0.0)
+           for a, b, m in itertools.product(*space.values())}
+    study = made_up_study(space, lambda point: mae[tuple(point.values())], skip=(0, 1))
+    table = grid_table(study.trials, "beta", "alpha")
+    assert list(table.index) == space["beta"] and list(table.columns) == space["alpha"]
+    assert table.isna().sum().sum() == 1 and table.isna().loc[0.05, 0.1]  # none of its settings ran
+    for alpha, beta, _ in mae:
+        if (alpha, beta) != (0.1, 0.05):
+            best = min(v for (a, b, _), v in mae.items() if (a, b) == (alpha, beta))
+            assert table.loc[beta, alpha] == pytest.approx(best)
+
+
+@pytest.mark.filterwarnings("ignore:Target and region quantiles")  # importances of a flat study
+def test_report_draws_the_grid_only_when_two_parameters_vary(tmp_path):
+    base = MMIMConfig.preset("synthmosi")
+    many = {"beta": [0.1, 0.3], "alpha": [i / 20 for i in range(1, 13)]}  # equal importances: 12 columns
+    for i, (space, drawn) in enumerate((({"alpha": [0.1, 0.3]}, False),
+                                        ({"alpha": [0.1, 0.3], "beta": [0.1], "memory_size": [1, 2]}, True),
+                                        (PAPER_SPACE, True), (many, True))):
+        out = tmp_path / str(i)
+        out.mkdir()
+        study = made_up_study(space, lambda point: point["alpha"] * (space is not many))
+        files = write_report(study, Sweep(base, space, (0, 1), "sqlite://"), out)["files"]
+        assert ("grid.png" in files) == (out / "grid.png").exists() == drawn
+        if drawn:
+            with Image.open(out / "grid.png") as image:  # at most 8 in wide at 150 dpi
+                assert image.width <= 8 * 150 and round(image.info["dpi"][0]) == 150
+
+
+@pytest.mark.slow
 def test_best_config_trains_again_to_the_sweeps_numbers(run_cli, swept, tmp_path):
     config = swept / "best_config.json"
     code, out, err = run_cli("train", *DATA, "--config", str(config), "--seeds", "2", "--device", "cpu",
@@ -189,6 +262,7 @@ def test_killed_worker_then_restart_finishes_the_study(tmp_path):
     again = [t for t in trials if t.state == TrialState.COMPLETE and t.user_attrs["grid_point"] == point]
     assert [t.system_attrs.get("failed_trial") for t in again] == [killed]  # ... and its setting retried once
     assert_each_point_complete_once(trials, [{"alpha": a} for a in space["alpha"]])
+    assert not (tmp_path / "grid.png").exists()  # one parameter: no grid to draw
 
 
 @pytest.mark.filterwarnings("ignore:Heartbeat of storage")  # the test pops a trial with ask, not optimize
