@@ -4,6 +4,7 @@ representation probes of :mod:`mmim_lite.probes`."""
 from __future__ import annotations
 
 import csv
+import json
 import math
 
 import numpy as np
@@ -12,6 +13,7 @@ import torch
 
 from mmim_lite.batching import collate_batch
 from mmim_lite.config import MMIMConfig
+from mmim_lite.probes import effective_rank, label_r2, representation_probes, speaker_share
 from mmim_lite.synth import make_synthmosi
 from mmim_lite.train import Trainer, gradient_trace
 
@@ -23,8 +25,8 @@ def splits():
 
 
 def cfg(**overrides) -> MMIMConfig:
-    base = dict(text_encoder="tiny", batch_size=16, eval_batch_size=32, epochs=2, patience=0,
-                trace_every=2, xmodal_pairs=("tv", "va"))
+    base = {"text_encoder": "tiny", "batch_size": 16, "eval_batch_size": 32, "epochs": 2,
+            "patience": 0, "trace_every": 2, "xmodal_pairs": ("tv", "va")}
     return MMIMConfig.preset("mosi", **base).replace(**overrides)
 
 
@@ -66,7 +68,8 @@ def test_gradient_trace_matches_a_manual_autograd_computation(splits, overrides)
             assert got[f"grad_norm_task_{m}"] == pytest.approx(norm_task, rel=1e-5)
             assert got[f"grad_ratio_{name}_{m}"] == pytest.approx(norm / norm_task, rel=1e-4)
             if w == 0:
-                assert got[f"grad_ratio_{name}_{m}"] == 0 and math.isnan(got[f"grad_cos_{name}_{m}"])
+                assert got[f"grad_ratio_{name}_{m}"] == 0
+                assert math.isnan(got[f"grad_cos_{name}_{m}"])
             else:
                 cos = g[m] @ task[m] / (norm * norm_task)
                 assert got[f"grad_cos_{name}_{m}"] == pytest.approx(cos, rel=1e-4, abs=1e-6)
@@ -77,8 +80,8 @@ def test_gradient_trace_matches_a_manual_autograd_computation(splits, overrides)
 def test_gradient_trace_leaves_out_frozen_encoders_and_absent_terms(splits):
     tr = Trainer(cfg(freeze_text=True, ba_pairs=(), xmodal_pairs=()), splits, progress=False)
     got = gradient_trace(tr.model, stage2_terms(tr))
-    assert set(got) == {"grad_norm_task_v", "grad_norm_task_a", "grad_ratio_cpc_v", "grad_cos_cpc_v",
-                        "grad_ratio_cpc_a", "grad_cos_cpc_a"}
+    assert set(got) == {"grad_norm_task_v", "grad_norm_task_a", "grad_ratio_cpc_v",
+                        "grad_cos_cpc_v", "grad_ratio_cpc_a", "grad_cos_cpc_a"}
 
 
 def test_trace_grads_records_and_does_not_change_training(splits, tmp_path):
@@ -91,8 +94,8 @@ def test_trace_grads_records_and_does_not_change_training(splits, tmp_path):
     assert res_on == res_off
     state_off, state_on = off.model.state_dict(), on.model.state_dict()
     assert all(torch.equal(state_off[k], state_on[k]) for k in state_off)
-    strip = lambda h: [{k: v for k, v in r.items() if k != "seconds"} for r in h]  # noqa: E731
-    assert strip(on.history) == strip(off.history)
+    for row_on, row_off in zip(on.history, off.history, strict=True):
+        assert {**row_on, "seconds": 0} == {**row_off, "seconds": 0}
     assert [(p.epoch, p.stage, p.step, p.losses) for p in on.trace] == \
            [(p.epoch, p.stage, p.step, p.losses) for p in off.trace]
     assert all(not p.grads for p in off.trace)
@@ -104,3 +107,72 @@ def test_trace_grads_records_and_does_not_change_training(splits, tmp_path):
         on.trace[-1].grads["grad_ratio_ba_a"])
     resumed = Trainer.from_checkpoint(tmp_path / "True" / "checkpoint.pt", splits, progress=False)
     assert resumed.trace == on.trace
+
+
+# ----------------------------------------------------------------------------- probes
+def test_effective_rank_of_isotropic_and_rank_one_data():
+    rng = np.random.default_rng(0)
+    assert effective_rank(rng.standard_normal((20000, 16))) == pytest.approx(16, rel=0.01)
+    assert effective_rank(rng.standard_normal((500, 1)) * rng.standard_normal(16)) == \
+        pytest.approx(1, abs=1e-6)
+    # two equal directions and one ten times weaker: between 2 and 3
+    x = rng.standard_normal((20000, 3)) * [1.0, 1.0, 0.1]
+    assert 2 < effective_rank(x @ np.linalg.qr(rng.standard_normal((3, 3)))[0]) < 2.2
+
+
+def test_speaker_share_recovers_a_known_between_speaker_share():
+    rng = np.random.default_rng(1)
+    n_spk, per, d = 400, 100, 4
+    between, within = np.array([1.0, 0.5, 0.0, 2.0]), np.array([1.0, 1.5, 1.0, 0.5])
+    spk = np.repeat(np.arange(n_spk), per)
+    x = (rng.standard_normal((n_spk, d)) * np.sqrt(between))[spk] + \
+        rng.standard_normal((n_spk * per, d)) * np.sqrt(within)
+    truth = between.sum() / (between + within).sum()  # 0.4375
+    assert speaker_share(x, [f"video{s}" for s in spk]) == pytest.approx(truth, abs=0.02)
+    assert speaker_share(rng.standard_normal((4000, 3)), spk[:4000] % 40) < 0.02
+
+
+def test_label_r2_of_a_linear_function_and_of_noise():
+    rng = np.random.default_rng(2)
+    y = rng.uniform(-3, 3, 3000)
+    lift = rng.standard_normal((1, 8))
+    x = y[:, None] * lift + 0.5  # exactly linear in y, 8 dimensions
+    assert label_r2(x[:2000], y[:2000], x[2000:], y[2000:]) == pytest.approx(1, abs=1e-3)
+    noise = rng.standard_normal((3000, 8))
+    assert label_r2(noise[:2000], y[:2000], noise[2000:], y[2000:]) == pytest.approx(0, abs=0.03)
+
+
+def test_representation_probes_of_a_trained_model():
+    data = make_synthmosi(n_train=96, n_valid=32, n_test=48, seed=3, visual_frames=(4, 12),
+                          acoustic_frames=(4, 12))
+    tr = Trainer(cfg(epochs=1), data.splits, progress=False)
+    tr.fit()
+    got = representation_probes(tr, "test")
+    h = tr.representations("test")
+    assert set(h) == {"t", "v", "a"} and h["v"].shape == (48, tr.model.config.visual_out)
+    assert got["effective_rank_v"] == pytest.approx(effective_rank(h["v"]))
+    # the speaker is the generator's: the id's video part groups the clips as synth.speaker does
+    assert got["speaker_share_a"] == pytest.approx(speaker_share(h["a"], data.speaker["test"]))
+    fit = tr.representations("train")
+    y = {s: [x.label for x in data.splits[s]] for s in ("train", "test")}
+    assert got["label_r2_t"] == pytest.approx(label_r2(fit["t"], y["train"], h["t"], y["test"]))
+    assert set(got) == {"effective_rank_v", "effective_rank_a", "speaker_share_v",
+                        "speaker_share_a", "label_r2_t", "label_r2_v", "label_r2_a"}
+
+
+def test_cli_trace_grads_and_evaluate_probes(run_cli, tmp_path):
+    data = ["--data", "synthmosi", "--n-train", "48", "--n-valid", "16", "--n-test", "24"]
+    code, _, err = run_cli("train", *data, "--preset", "synthmosi", "--text-encoder", "tiny",
+                           "--epochs", "1", "--device", "cpu", "--trace-every", "1",
+                           "--trace-grads", "--out", str(tmp_path))
+    assert code == 0, err
+    with open(tmp_path / "seed_0" / "trace.csv") as fh:
+        rows = [r for r in csv.DictReader(fh) if r["stage"] == "2"]
+    assert rows and all(math.isfinite(float(r["grad_ratio_ba_v"])) for r in rows)
+    ckpt = str(tmp_path / "seed_0" / "best.pt")
+    code, out, err = run_cli("evaluate", "--checkpoint", ckpt, "--device", "cpu", "--probes")
+    assert code == 0 and err == "" and len(out.strip().splitlines()) == 1
+    result = json.loads(out)
+    assert set(result.pop("probes")) >= {"effective_rank_v", "speaker_share_a", "label_r2_t"}
+    code, out, _ = run_cli("evaluate", "--checkpoint", ckpt, "--device", "cpu")
+    assert json.loads(out) == result  # the probes change no metric
