@@ -122,11 +122,11 @@ def test_effective_rank_of_isotropic_and_rank_one_data():
 
 def test_speaker_share_recovers_a_known_between_speaker_share():
     rng = np.random.default_rng(1)
-    n_spk, per, d = 400, 100, 4
+    n_spk, d = 400, 4
     between, within = np.array([1.0, 0.5, 0.0, 2.0]), np.array([1.0, 1.5, 1.0, 0.5])
-    spk = np.repeat(np.arange(n_spk), per)
+    spk = np.repeat(np.arange(n_spk), rng.integers(20, 180, n_spk))  # unequal clip counts
     x = (rng.standard_normal((n_spk, d)) * np.sqrt(between))[spk] + \
-        rng.standard_normal((n_spk * per, d)) * np.sqrt(within)
+        rng.standard_normal((len(spk), d)) * np.sqrt(within) + 5.0  # a shift changes nothing
     truth = between.sum() / (between + within).sum()  # 0.4375
     assert speaker_share(x, [f"video{s}" for s in spk]) == pytest.approx(truth, abs=0.02)
     assert speaker_share(rng.standard_normal((4000, 3)), spk[:4000] % 40) < 0.02
@@ -140,6 +140,9 @@ def test_label_r2_of_a_linear_function_and_of_noise():
     assert label_r2(x[:2000], y[:2000], x[2000:], y[2000:]) == pytest.approx(1, abs=1e-3)
     noise = rng.standard_normal((3000, 8))
     assert label_r2(noise[:2000], y[:2000], noise[2000:], y[2000:]) == pytest.approx(0, abs=0.03)
+    # scored on the held-out clips: 30 noise dimensions fit 60 clips well, and predict nothing
+    wide = rng.standard_normal((3000, 30))
+    assert label_r2(wide[:60], y[:60], wide[2000:], y[2000:]) < 0.05
 
 
 def test_representation_probes_of_a_trained_model():
