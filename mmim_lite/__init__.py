@@ -13,6 +13,7 @@ Each concept has one module; import a name from the module that defines it:
 - ``batching``: tokenised torch dataset and padded batches; ``synth``: SynthMOSI and its Bayes-optimal oracle
 - ``runtime``: seeding, devices, atomic run files, checkpoints; ``cli``: the ``mmim-lite`` command
 - ``plotting``: the book's figure style (one place for every chapter's figures)
+- ``probes``: representation probes of a trained model (effective rank, speaker share, label R²)
 - ``estimators``: the estimators the book compares them with: Gaussian MI, InfoNCE floor, NWJ, DV, CLUB
 - ``sweep``: hyper-parameter search on Optuna (the paper's grid, workers sharing one study, retried failures)
 """
