@@ -1,23 +1,34 @@
 """mmim-lite: MultiModal InfoMax (Han, Chen & Poria, EMNLP 2021), compact and tested.
 
-Each concept has one module; import a name from the module that defines it:
+Each concept has one module; import a name from the module that defines it. Three layers, and
+imports only point down (tooling -> data and evaluation -> the paper's core):
 
-- ``bounds``: the model's MI terms: entropies (Eqs. 5-8), history memory, BA (Eqs. 3-4), CPC (Eqs.
-  10-11)
-- ``model``: MMIM itself: encoders (Eq. 2), fusion, q-predictors, CPC heads, the losses of Eq. 14
-- ``text``: the text encoder by name, and its packed [CLS] forward
-- ``train``: Algorithm 1 (stage 1, stage 2, selection) and the multi-seed protocol
+The paper's core
+
 - ``config``: model and training settings, the paper's presets, Table 4 switches
-- ``metrics``: MAE, Corr, Acc-7, Acc-2, F1 as the MMSA tools define them; mean ± std; paired t-test
+- ``bounds``: the model's MI terms: entropies (Eqs. 5-8), history memory, BA (Eqs. 3-4), CPC
+  (Eqs. 10-11)
+- ``model``: MMIM itself: encoders (Eq. 2), fusion, q-predictors, CPC heads, the losses of Eq. 14
+- ``train``: Algorithm 1 (stage 1, stage 2, selection) and the multi-seed protocol
+
+Data and evaluation
+
+- ``text``: the text encoder by name, and its packed [CLS] forward
 - ``data``: the released MOSI/MOSEI feature pickles read into ``Sample`` lists
 - ``safepickle``: unpickling that cannot execute code; ``formats``: writing the two released formats
-- ``batching``: tokenised torch dataset and padded batches; ``synth``: SynthMOSI and its
-  Bayes-optimal oracle
-- ``runtime``: seeding, devices, atomic run files, checkpoints; ``cli``: the ``mmim-lite`` command
+- ``batching``: tokenised torch dataset and padded batches
+- ``synth``: SynthMOSI, its Bayes-optimal oracle and the MI between its modalities
+- ``metrics``: MAE, Corr, Acc-7, Acc-2, F1 as the MMSA tools define them; mean ± std; paired t-test
+
+Experiment tooling
+
+- ``runtime``: seeding, devices, atomic run files, run-folder locks, checkpoints
+- ``cli``: the ``mmim-lite`` command; ``sweep``: hyper-parameter search on Optuna (the paper's grid,
+  workers sharing one study, retried failures)
+- ``probes``: representation probes of a trained model (effective rank, speaker share, label R²)
+- ``estimators``: the estimators the book compares the MI terms with: Gaussian MI, InfoNCE floor,
+  NWJ, DV, CLUB
 - ``plotting``: the book's figure style (one place for every chapter's figures)
-- ``estimators``: the estimators the book compares them with: Gaussian MI, InfoNCE floor, NWJ, DV,
-  CLUB
-- ``sweep``: hyper-parameter search on Optuna (the paper's grid, workers sharing one study, retried
-failures)"""
+"""
 
 __version__ = "0.1.0"

@@ -23,6 +23,7 @@ from .config import PRESETS, MMIMConfig, check_resumable
 from .data import load_dataset
 from .formats import save_mmsa_pickle, save_mult_pickle
 from .metrics import msa_metrics
+from .probes import representation_probes
 from .runtime import (
     DiskFullError,
     resolve_device,
@@ -193,6 +194,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_data_options(ev)
     ev.add_argument("--split", default="test", choices=("train", "valid", "test"))
     ev.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N")
+    ev.add_argument("--probes", action="store_true", help="add the representation probes of "
+                    "--split (mmim_lite.probes; the R² probes fitted on train)")
     ev.set_defaults(func=cmd_evaluate)
     syn = sub.add_parser("synth", allow_abbrev=False, help="write SynthMOSI in a released file format")
     syn.add_argument("--out", required=True, metavar="FILE", help="pickle to write")
@@ -456,7 +459,8 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    """``mmim-lite evaluate``: one JSON object with the checkpoint's metrics on ``--split``."""
+    """``mmim-lite evaluate``: one JSON object with the checkpoint's metrics on ``--split`` (and,
+    with ``--probes``, its :func:`~mmim_lite.probes.representation_probes` under ``probes``)."""
     path = Path(args.checkpoint).expanduser()
     if not path.is_file():
         raise CLIError(f"--checkpoint {args.checkpoint!r}: no such file")
@@ -466,7 +470,10 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         lambda: resolve_device(args.device))
     splits, _ = _load(spec)
     trainer = Trainer.from_checkpoint(path, splits, device=device, progress=False, state=state)
-    print(json.dumps(trainer.evaluate(args.split)))
+    result = trainer.evaluate(args.split)
+    if args.probes:
+        result["probes"] = representation_probes(trainer, args.split)
+    print(json.dumps(result))
     return 0
 
 

@@ -159,6 +159,9 @@ class MMIMConfig(ModelConfig):
     seed: int = _f(0, "seed of the run (--seeds N runs seed..seed+N-1)", *_NONNEG)
     bf16: bool = _f(True, "bf16 autocast when training on CUDA (ignored on CPU)")
     trace_every: int = _f(20, "loss trace interval in steps (Fig. 2)", *_POSITIVE)
+    trace_grads: bool = _f(False, "at each stage-2 trace point, trace each MI term's weighted "
+                           "gradient norm on each encoder relative to the task's, and their cosine "
+                           "(not in the paper; a few extra backward passes per trace point)")
     preset_name: str = _f("custom", "which preset this config started from (informational)")
 
     def __post_init__(self) -> None:

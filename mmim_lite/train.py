@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import dataclasses
+import functools
 import itertools
 import json
 import math
@@ -40,7 +41,7 @@ from .text import RANDOM_ENCODERS
 LABEL_SUBSET_SEED = 20211107
 
 __all__ = ["LABEL_SUBSET_SEED", "TrainingDivergedError", "TracePoint", "Trainer", "epoch_line",
-           "read_checkpoint", "run_seeds", "summarize_runs"]
+           "gradient_trace", "read_checkpoint", "run_seeds", "summarize_runs"]
 
 #: keys of every checkpoint, and those only a trainer's (``kind="trainer"``, resumable) has
 _CHECKPOINT_KEYS = ("kind", "config", "visual_dim", "acoustic_dim", "memories", "model", "epoch")
@@ -64,10 +65,41 @@ class TracePoint:
     stage: int
     step: int  #: the stage's step count at the end of the window
     losses: dict[str, float]
+    #: ``trace_grads``: :func:`gradient_trace` on the window's last batch (else empty)
+    grads: dict[str, float] = dataclasses.field(default_factory=dict)
 
 
 def _mean(rows: Sequence[Mapping[str, float]]) -> dict[str, float]:
     return {k: sum(r[k] for r in rows) / len(rows) for k in rows[0]} if rows else {}
+
+
+def gradient_trace(model: MMIM, terms: Mapping[str, torch.Tensor]) -> dict[str, float]:
+    """Per MI term T of :meth:`MMIM.losses` (``cpc``, ``ba`` and, if present, ``xmodal``) and per
+    encoder m (``t`` if trainable, ``v``, ``a``): with g_T the gradient of w_T T (w_T its weight in
+    L_main: alpha, beta, xmodal_weight) and g the task loss's, both on m's parameters, before
+    clipping, ``grad_ratio_<T>_<m>`` = |g_T| / |g| and ``grad_cos_<T>_<m>`` = cos(g_T, g) (NaN
+    where a gradient is zero; a term with weight 0 has ratio 0), and ``grad_norm_task_<m>`` = |g|.
+    ``terms``' graph is kept (``retain_graph``) and no ``.grad`` is touched: training is unchanged.
+    Terms absent from the objective (no graph) are left out. One host sync."""
+    groups = {m: [p for p in params if p.requires_grad] for m, params in (
+        ("t", model.text_parameters()), ("v", model.visual_enc.parameters()),
+        ("a", model.acoustic_enc.parameters()))}
+    groups = {m: params for m, params in groups.items() if params}
+    params = [p for group in groups.values() for p in group]
+
+    def flat(loss: torch.Tensor) -> dict[str, torch.Tensor]:  # per encoder, one gradient vector
+        grads = iter(torch.autograd.grad(loss, params, retain_graph=True, allow_unused=True))
+        return {m: torch.cat([(torch.zeros_like(p) if g is None else g).reshape(-1)
+                              for p, g in zip(group, grads)]) for m, group in groups.items()}
+
+    cfg, task = model.config, flat(terms["task"])
+    stats = {f"grad_norm_task_{m}": g.norm() for m, g in task.items()}
+    for name, weight in (("cpc", cfg.alpha), ("ba", cfg.beta), ("xmodal", cfg.xmodal_weight)):
+        if name in terms and terms[name].requires_grad:
+            for m, g in flat(weight * terms[name]).items():
+                stats[f"grad_ratio_{name}_{m}"] = g.norm() / task[m].norm()
+                stats[f"grad_cos_{name}_{m}"] = g @ task[m] / (g.norm() * task[m].norm())
+    return dict(zip(stats, torch.stack(list(stats.values())).float().cpu().tolist()))
 
 
 class Trainer:
@@ -164,28 +196,35 @@ class Trainer:
                 with self._autocast():
                     out = self.model(batch, h_t=self._h_t("train", batch), update_memory=full)
                 terms = self.model.losses(out, batch["labels"])
-                self._step(2, rows, terms, terms["main"], self.opt_main)
+                grads = (functools.partial(gradient_trace, self.model, terms)
+                         if self.config.trace_grads else None)
+                self._step(2, rows, terms, terms["main"], self.opt_main, grads)
         finally:
             for p in q_params:
                 p.requires_grad_(True)
         return _mean(rows)
 
     def _step(self, stage: int, rows: list[dict[str, float]], terms: dict[str, torch.Tensor], loss: torch.Tensor,
-              optimizer: torch.optim.Optimizer) -> None:
-        """One update: every term finite (else the error names it), backward, clipping, step, trace."""
+              optimizer: torch.optim.Optimizer,
+              instruments: Callable[[], dict[str, float]] | None = None) -> None:
+        """One update: every term finite (else the error names it), backward, clipping, step, trace;
+        ``instruments``: called before the backward pass of a traced step, into its trace point."""
         self.steps[stage] += 1
+        traced = (len(rows) + 1) % self.config.trace_every == 0
         values = dict(zip(terms, torch.stack([t.detach().float() for t in terms.values()]).cpu().tolist()))
         for name, value in values.items():
             if not math.isfinite(value):
                 raise TrainingDivergedError(name, self.epoch, self.steps[stage], stage)
+        grads = instruments() if traced and instruments is not None else {}
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         if self.config.clip > 0:
             torch.nn.utils.clip_grad_norm_([p for g in optimizer.param_groups for p in g["params"]], self.config.clip)
         optimizer.step()
         rows.append(values)
-        if len(rows) % self.config.trace_every == 0:
-            self.trace.append(TracePoint(self.epoch, stage, self.steps[stage], _mean(rows[-self.config.trace_every:])))
+        if traced:
+            self.trace.append(TracePoint(self.epoch, stage, self.steps[stage],
+                                         _mean(rows[-self.config.trace_every:]), grads))
 
     def train_epoch(self) -> dict[str, Any]:
         """One epoch: stage 1, stage 2, validation, LR schedule, selection; returns its history row."""
@@ -210,7 +249,8 @@ class Trainer:
         if self.out_dir is not None:
             save_checkpoint(self.state_dict(), self.out_dir / "checkpoint.pt")
             write_csv(self.history, self.out_dir / "history.csv")
-            write_csv([{"epoch": p.epoch, "stage": p.stage, "step": p.step, **p.losses} for p in self.trace],
+            write_csv([{"epoch": p.epoch, "stage": p.stage, "step": p.step, **p.losses, **p.grads}
+                       for p in self.trace],
                       self.out_dir / "trace.csv")
         return row
 
@@ -253,6 +293,16 @@ class Trainer:
                 preds.append(self.model.predict(batch, self._h_t(split, batch)).float().cpu())
             truths.append(batch["labels"].float().cpu())
         return torch.cat(preds).numpy().astype(np.float64), torch.cat(truths).numpy().astype(np.float64)
+
+    def representations(self, split: str) -> dict[str, np.ndarray]:
+        """``{"t", "v", "a": (N, d_m)}``: h_m (Eq. 2) of the current model on a split, in dataset
+        order (eval mode, float64)."""
+        self.model.eval()
+        with torch.no_grad(), self._autocast():
+            rows = [self.model.encode(b, self._h_t(split, b))
+                    for b in self._batches(split, desc=f"encode {split}")]
+        return {m: torch.cat([r[i].float() for r in rows]).cpu().numpy().astype(np.float64)
+                for i, m in enumerate("tva")}
 
     def evaluate(self, split: str = "test") -> dict[str, float]:
         """:func:`~mmim_lite.metrics.msa_metrics` of the current model on ``split``."""
