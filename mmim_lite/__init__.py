@@ -1,7 +1,7 @@
 """mmim-lite: MultiModal InfoMax (Han, Chen & Poria, EMNLP 2021), compact and tested.
 
-Each concept has one module; import a name from the module that defines it. Three layers, and
-imports only point down (tooling -> data and evaluation -> the paper's core):
+Each concept has one module; import a name from the module that defines it. The modules, by
+layer:
 
 The paper's core
 
