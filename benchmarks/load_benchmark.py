@@ -39,10 +39,11 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from provenance import provenance  # noqa: E402  (benchmarks/provenance.py)
+
 from mmim_lite.data import load_dataset  # noqa: E402
 from mmim_lite.formats import save_mmsa_pickle, save_mult_pickle  # noqa: E402
 from mmim_lite.synth import make_synthmosi  # noqa: E402
-from provenance import provenance  # noqa: E402  (benchmarks/provenance.py)
 
 PEAK_MAX, TIME_MAX = 1.1, 2.0  # load_dataset vs file size (memory) and vs pickle.load (time)
 
@@ -108,35 +109,57 @@ def time_all(path: Path, repeats: int) -> dict[str, float]:
     for name, values in runs.items():
         out[f"{name}_s_best"], out[f"{name}_s_median"] = min(values), statistics.median(values)
     out["load_dataset_time_ratio_best"] = min(runs["load_dataset"]) / min(runs["pickle_load"])
-    out["load_dataset_time_ratio_median"] = statistics.median(runs["load_dataset"]) / statistics.median(runs["pickle_load"])
+    out["load_dataset_time_ratio_median"] = statistics.median(
+        runs["load_dataset"]
+    ) / statistics.median(runs["pickle_load"])
     return out
 
 
 def memory(path: Path, which: str) -> dict[str, int]:
     env = dict(os.environ, OMP_NUM_THREADS="1")
-    out = subprocess.run([sys.executable, "-c", _MEASURE, str(ROOT), which, str(path)],
-                         capture_output=True, text=True, check=True, env=env)
+    out = subprocess.run(
+        [sys.executable, "-c", _MEASURE, str(ROOT), which, str(path)],
+        capture_output=True,
+        text=True,
+        check=True,
+        env=env,
+    )
     return json.loads(out.stdout)
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--protocols", type=int, nargs="+", default=[4, 5])
-    parser.add_argument("--smoke", action="store_true",
-                        help="a 48-clip file, one repeat, one protocol: tests the code path, numbers mean nothing")
-    parser.add_argument("--out", help="JSON file (default: benchmarks/results/load_benchmark.json; "
-                                      "with --smoke a file in the temporary folder)")
+    parser.add_argument(
+        "--smoke",
+        action="store_true",
+        help="a 48-clip file, one repeat, one protocol: tests the code path, numbers mean nothing",
+    )
+    parser.add_argument(
+        "--out",
+        help="JSON file (default: benchmarks/results/load_benchmark.json; "
+        "with --smoke a file in the temporary folder)",
+    )
     args = parser.parse_args()
     if args.smoke:
         args.repeats, args.protocols = 1, args.protocols[:1]
-    out = args.out or (Path(tempfile.gettempdir()) / "load_benchmark_smoke.json" if args.smoke
-                       else ROOT / "benchmarks" / "results" / "load_benchmark.json")
+    out = args.out or (
+        Path(tempfile.gettempdir()) / "load_benchmark_smoke.json"
+        if args.smoke
+        else ROOT / "benchmarks" / "results" / "load_benchmark.json"
+    )
     result: dict = {
-        "command": "OMP_NUM_THREADS=1 python benchmarks/load_benchmark.py " + " ".join(sys.argv[1:]),
-        "smoke": args.smoke, **provenance(),
+        "command": "OMP_NUM_THREADS=1 python benchmarks/load_benchmark.py "
+        + " ".join(sys.argv[1:]),
+        "smoke": args.smoke,
+        **provenance(),
         "targets": {"peak_over_file_size_max": PEAK_MAX, "time_ratio_max": TIME_MAX},
-        "python": platform.python_version(), "numpy": np.__version__, "cpu_count": os.cpu_count(),
+        "python": platform.python_version(),
+        "numpy": np.__version__,
+        "cpu_count": os.cpu_count(),
         "runs": [],
     }
     with tempfile.TemporaryDirectory() as tmp:
@@ -149,13 +172,21 @@ def main() -> None:
                 row.update(time_all(path, args.repeats))
                 for which in ("plain", "load_dataset"):
                     mem = memory(path, which)
-                    row[f"{which}_tracemalloc_peak_over_file"] = mem["tracemalloc_peak_bytes"] / size
+                    row[f"{which}_tracemalloc_peak_over_file"] = (
+                        mem["tracemalloc_peak_bytes"] / size
+                    )
                     row[f"{which}_rss_peak_growth_over_file"] = mem["rss_peak_growth_bytes"] / size
-                row["pass"] = bool(row["load_dataset_tracemalloc_peak_over_file"] <= PEAK_MAX
-                                   and row["load_dataset_rss_peak_growth_over_file"] <= PEAK_MAX
-                                   and row["load_dataset_time_ratio_best"] <= TIME_MAX)
+                row["pass"] = bool(
+                    row["load_dataset_tracemalloc_peak_over_file"] <= PEAK_MAX
+                    and row["load_dataset_rss_peak_growth_over_file"] <= PEAK_MAX
+                    and row["load_dataset_time_ratio_best"] <= TIME_MAX
+                )
                 result["runs"].append(row)
-                print(json.dumps({k: (round(v, 3) if isinstance(v, float) else v) for k, v in row.items()}))
+                print(
+                    json.dumps(
+                        {k: (round(v, 3) if isinstance(v, float) else v) for k, v in row.items()}
+                    )
+                )
     Path(out).parent.mkdir(parents=True, exist_ok=True)
     Path(out).write_text(json.dumps(result, indent=2) + "\n")
     print(f"wrote {out}", file=sys.stderr)

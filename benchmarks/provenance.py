@@ -9,8 +9,9 @@ from __future__ import annotations
 import hashlib
 import subprocess
 import sys
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -33,11 +34,17 @@ def source_sha256(sources: Mapping[str, bytes] | None = None) -> str:
 
 
 def provenance() -> dict[str, Any]:
-    """The package version, :func:`source_sha256`, the git commit and whether ``mmim_lite/`` was clean."""
+    """The package version, :func:`source_sha256`, the git commit and whether ``mmim_lite/`` was
+    clean."""
     out: dict[str, Any] = {"package_version": __version__, "source_sha256": source_sha256()}
+
+    def git(*args: str) -> str:
+        cmd = ["git", "-C", str(ROOT), *args]
+        return subprocess.run(
+            cmd, capture_output=True, text=True, check=True, timeout=10
+        ).stdout.strip()
+
     try:
-        git = lambda *a: subprocess.run(["git", "-C", str(ROOT), *a], capture_output=True,  # noqa: E731
-                                        text=True, check=True, timeout=10).stdout.strip()
         out["git_commit"] = git("rev-parse", "HEAD")
         out["git_clean"] = git("status", "--porcelain", "--", "mmim_lite") == ""
     except (OSError, subprocess.SubprocessError):

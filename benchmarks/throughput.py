@@ -61,8 +61,9 @@ import shlex
 import sys
 import tempfile
 import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import torch
 from torch.nn.utils.rnn import pad_sequence
@@ -71,11 +72,12 @@ from torch.utils.data import DataLoader
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from provenance import provenance  # noqa: E402
+
 from mmim_lite.batching import TEXT_KEYS, collate_batch  # noqa: E402
 from mmim_lite.config import MMIMConfig  # noqa: E402
 from mmim_lite.model import MMIM  # noqa: E402
 from mmim_lite.runtime import seed_everything  # noqa: E402
-from provenance import provenance  # noqa: E402
 from mmim_lite.synth import make_synthmosi  # noqa: E402
 from mmim_lite.text import resolve_text_encoder  # noqa: E402
 from mmim_lite.train import Trainer  # noqa: E402
@@ -124,8 +126,12 @@ def timed(device: torch.device, samples: int, run: Callable[[], Any]) -> dict[st
     run()
     sync(device)
     seconds = time.perf_counter() - start
-    out = {"samples": samples, "seconds": round(seconds, 3), "samples_per_s": round(samples / seconds, 2),
-           "peak_mem_mb": peak_mb(device)}
+    out = {
+        "samples": samples,
+        "seconds": round(seconds, 3),
+        "samples_per_s": round(samples / seconds, 2),
+        "peak_mem_mb": peak_mb(device),
+    }
     if mem_start is not None:
         out.update(rss_at_start_mb=mem_start, peak_growth_mb=round(peak_mb(device) - mem_start, 1))
     return out
@@ -142,15 +148,22 @@ def pad_tokens(batch: dict[str, torch.Tensor], length: int, pad_id: int) -> dict
     """Pad a batch's token columns at the end to ``length`` (as the authors' collate does)."""
     extra = length - batch["input_ids"].shape[1]
     fill = {"input_ids": pad_id, "attention_mask": 0, "token_type_ids": 0}
-    return {k: torch.nn.functional.pad(v, (0, extra), value=fill[k]) if k in TEXT_KEYS and extra > 0 else v
-            for k, v in batch.items()}
+    return {
+        k: torch.nn.functional.pad(v, (0, extra), value=fill[k])
+        if k in TEXT_KEYS and extra > 0
+        else v
+        for k, v in batch.items()
+    }
 
 
 def run_trainer_stage(trainer: Trainer, stage: str) -> None:
     """One stage of the package's Trainer through its public methods: a whole stage-1 or
     stage-2 epoch over the (benchmark-sized) training split, or evaluation on the test split."""
-    {"stage1": trainer.stage1_epoch, "stage2": trainer.stage2_epoch,
-     "eval": functools.partial(trainer.evaluate, "test")}[stage]()
+    {
+        "stage1": trainer.stage1_epoch,
+        "stage2": trainer.stage2_epoch,
+        "eval": functools.partial(trainer.evaluate, "test"),
+    }[stage]()
 
 
 # ----------------------------------------------------------------------------- the authors' loop
@@ -161,24 +174,40 @@ class AuthorsLoop:
     per-batch tokenisation padded to ``max_length`` and a stage 1 that back-propagates
     through the whole model (BERT included) while stepping only the predictors."""
 
-    def __init__(self, config: MMIMConfig, splits: dict, device: torch.device, text_encoder: tuple) -> None:
+    def __init__(
+        self, config: MMIMConfig, splits: dict, device: torch.device, text_encoder: tuple
+    ) -> None:
         seed_everything(config.seed)
         self.config, self.splits, self.device = config, splits, device
-        self.model = MMIM(config, splits["train"][0].visual.shape[1], splits["train"][0].acoustic.shape[1],
-                          text_encoder).to(device)
+        self.model = MMIM(
+            config,
+            splits["train"][0].visual.shape[1],
+            splits["train"][0].acoustic.shape[1],
+            text_encoder,
+        ).to(device)
         self.tokenizer = self.model.tokenizer
         wd = config.weight_decay
-        self.opt_lld = torch.optim.Adam(self.model.predictor_parameters(), lr=config.lr_lld, weight_decay=wd,
-                                        fused=False)
-        self.opt_main = torch.optim.Adam([{"params": self.model.main_parameters(), "lr": config.lr_main},
-                                          {"params": self.model.text_parameters(), "lr": config.lr_bert}],
-                                         weight_decay=wd, fused=False)
+        self.opt_lld = torch.optim.Adam(
+            self.model.predictor_parameters(), lr=config.lr_lld, weight_decay=wd, fused=False
+        )
+        self.opt_main = torch.optim.Adam(
+            [
+                {"params": self.model.main_parameters(), "lr": config.lr_main},
+                {"params": self.model.text_parameters(), "lr": config.lr_bert},
+            ],
+            weight_decay=wd,
+            fused=False,
+        )
         self.epoch = 0
 
     def collate(self, samples: list) -> dict[str, torch.Tensor]:
         """Tokenise each text of the batch here, padded to max_length, and pad the frames."""
-        enc = [self.tokenizer(s.text, max_length=self.config.max_length, padding="max_length",
-                              truncation=True) for s in samples]
+        enc = [
+            self.tokenizer(
+                s.text, max_length=self.config.max_length, padding="max_length", truncation=True
+            )
+            for s in samples
+        ]
         batch = {k: torch.tensor([e[k] for e in enc], dtype=torch.long) for k in TEXT_KEYS}
         for key in ("visual", "acoustic"):
             seqs = [torch.as_tensor(getattr(s, key), dtype=torch.float32) for s in samples]
@@ -189,8 +218,13 @@ class AuthorsLoop:
 
     def batches(self, split: str, train: bool) -> Iterator[dict[str, torch.Tensor]]:
         size = self.config.batch_size if train else self.config.eval_batch_size
-        loader = DataLoader(self.splits[split], batch_size=size, shuffle=train, collate_fn=self.collate,
-                            generator=torch.Generator().manual_seed(self.epoch))  # tokenizer runs in the loop
+        loader = DataLoader(
+            self.splits[split],
+            batch_size=size,
+            shuffle=train,
+            collate_fn=self.collate,
+            generator=torch.Generator().manual_seed(self.epoch),
+        )  # tokenizer runs in the loop
         return ({k: v.to(self.device) for k, v in b.items()} for b in loader)
 
     def run_stage(self, stage: str) -> None:
@@ -204,7 +238,9 @@ class AuthorsLoop:
             self.model.zero_grad()
             with autocast(self.device, self.config):
                 out = self.model(batch)  # everything, as in stage 2
-                loss = self.model.lld_loss(out.h_t, out.h_v, out.h_a)  # L_lld (Eq. 4), as the package computes it
+                loss = self.model.lld_loss(
+                    out.h_t, out.h_v, out.h_a
+                )  # L_lld (Eq. 4), as the package computes it
             loss.backward()  # through the predictors, LSTMs, BERT
             torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.config.clip)
             self.opt_lld.step()  # ... but only the predictors move
@@ -232,10 +268,15 @@ class AuthorsLoop:
 def device_info(device: torch.device) -> dict[str, Any]:
     import transformers
 
-    info: dict[str, Any] = {"type": device.type, "torch": torch.__version__,
-                            "transformers": transformers.__version__,
-                            "python": platform.python_version(), "machine": platform.machine(),
-                            "cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads()}
+    info: dict[str, Any] = {
+        "type": device.type,
+        "torch": torch.__version__,
+        "transformers": transformers.__version__,
+        "python": platform.python_version(),
+        "machine": platform.machine(),
+        "cpu_count": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+    }
     with contextlib.suppress(OSError):
         model = re.search(r"model name\s*:\s*(.*)", Path("/proc/cpuinfo").read_text())
         info["cpu_model"] = model.group(1).strip() if model else None
@@ -247,22 +288,32 @@ def device_info(device: torch.device) -> dict[str, Any]:
 def packing_check(trainer: Trainer) -> dict[str, Any]:
     """Max |h_t(ours: trimmed batch, packed encoder) - h_t(Hugging Face forward on the same batch
     padded to max_length)| over the first test batch, encoder in eval mode: must be round-off."""
-    first = collate_batch([trainer.datasets["test"][i] for i in range(trainer.config.eval_batch_size)])
+    first = collate_batch(
+        [trainer.datasets["test"][i] for i in range(trainer.config.eval_batch_size)]
+    )
     batch = {k: v.to(trainer.device) for k, v in first.items()}
     padded = pad_tokens(batch, trainer.config.max_length, trainer.model.tokenizer.pad_token_id or 0)
     trainer.model.eval()
     with torch.no_grad():
         cut = trainer.model.encode_text(batch)
         full = trainer.model.text_model(**{k: padded[k] for k in TEXT_KEYS}).last_hidden_state[:, 0]
-    return {"tokens_padded": int(padded["input_ids"].shape[1]), "tokens_trimmed": int(batch["input_ids"].shape[1]),
-            "max_abs_diff_h_t": float((full - cut).abs().max())}
+    return {
+        "tokens_padded": int(padded["input_ids"].shape[1]),
+        "tokens_trimmed": int(batch["input_ids"].shape[1]),
+        "max_abs_diff_h_t": float((full - cut).abs().max()),
+    }
 
 
 def cpu_config(smoke: bool) -> MMIMConfig:
     """The configuration the CPU protocol trains (``tests/test_results.py`` checks the committed
     results against it): Table 3's MOSI preset with MiniLM fine-tuned."""
-    return MMIMConfig.preset("mosi", text_encoder="tiny" if smoke else "minilm", freeze_text=False,
-                             cache_text_features=False, eval_batch_size=16 if smoke else 128)
+    return MMIMConfig.preset(
+        "mosi",
+        text_encoder="tiny" if smoke else "minilm",
+        freeze_text=False,
+        cache_text_features=False,
+        eval_batch_size=16 if smoke else 128,
+    )
 
 
 def cpu_protocol(args: argparse.Namespace, device: torch.device) -> dict[str, Any]:
@@ -270,7 +321,10 @@ def cpu_protocol(args: argparse.Namespace, device: torch.device) -> dict[str, An
     synth = make_synthmosi(**(tiny if args.smoke else {}), seed=0)
     config = cpu_config(args.smoke)
     n_train = min(len(synth.splits["train"]), args.batches * config.batch_size)
-    splits = {**synth.splits, "train": synth.splits["train"][:n_train]}  # each stage: --batches batches
+    splits = {
+        **synth.splits,
+        "train": synth.splits["train"][:n_train],
+    }  # each stage: --batches batches
     loops: dict[str, Any] = {}
     for name in VARIANTS:
         seed_everything(0)  # same initial weights for all loops
@@ -278,10 +332,19 @@ def cpu_protocol(args: argparse.Namespace, device: torch.device) -> dict[str, An
         if name == "authors_loop":
             loops[name] = AuthorsLoop(config.replace(pack_text=False), splits, device, text)
         else:
-            loops[name] = Trainer(config.replace(pack_text=name == "ours"), splits, device=device,
-                                  progress=False, text_encoder=text)
-    run = {name: (loop.run_stage if name == "authors_loop" else functools.partial(run_trainer_stage, loop))
-           for name, loop in loops.items()}
+            loops[name] = Trainer(
+                config.replace(pack_text=name == "ours"),
+                splits,
+                device=device,
+                progress=False,
+                text_encoder=text,
+            )
+    run = {
+        name: (
+            loop.run_stage if name == "authors_loop" else functools.partial(run_trainer_stage, loop)
+        )
+        for name, loop in loops.items()
+    }
     samples = {"stage1": n_train, "stage2": n_train, "eval": len(splits["test"])}
     results: dict[str, dict[str, list]] = {n: {s: [] for s in STAGES} for n in loops}
     for round_ in range(args.warmup + args.rounds):
@@ -290,52 +353,82 @@ def cpu_protocol(args: argparse.Namespace, device: torch.device) -> dict[str, An
                 measured = timed(device, samples[stage], functools.partial(run[name], stage))
                 if round_ >= args.warmup:  # warm-up rounds are run, not kept
                     results[name][stage].append(measured)
-            print(f"{name}: " + ", ".join(f"{s} {r[-1]['samples_per_s']}/s" for s, r in results[name].items() if r),
-                  file=sys.stderr, flush=True)
+            print(
+                f"{name}: "
+                + ", ".join(
+                    f"{s} {r[-1]['samples_per_s']}/s" for s, r in results[name].items() if r
+                ),
+                file=sys.stderr,
+                flush=True,
+            )
     out: dict[str, Any] = {}
     for name, stages in results.items():
         best = {s: max(rs, key=lambda r: r["samples_per_s"] or 0) for s, rs in stages.items()}
         s1, s2 = best["stage1"]["samples_per_s"], best["stage2"]["samples_per_s"]
-        out[name] = {**best, "train_samples_per_s": round(1 / (1 / s1 + 1 / s2), 2),
-                     "all_rounds": {s: [r["samples_per_s"] for r in rs] for s, rs in stages.items()}}
+        out[name] = {
+            **best,
+            "train_samples_per_s": round(1 / (1 / s1 + 1 / s2), 2),
+            "all_rounds": {s: [r["samples_per_s"] for r in rs] for s, rs in stages.items()},
+        }
     base = out["authors_loop"]
-    ratios = {f"{name}_vs_authors_loop": {
-        "train": round(out[name]["train_samples_per_s"] / base["train_samples_per_s"], 2),
-        **{s: round(out[name][s]["samples_per_s"] / base[s]["samples_per_s"], 2) for s in STAGES}}
-        for name in VARIANTS[1:]}
-    return {"protocol": {
-        "data": f"SynthMOSI seed 0, {'/'.join(str(len(synth.splits[s])) for s in ('train', 'valid', 'test'))} "
-                "clips, 20-d visual / 5-d acoustic, 10-50 frames per clip",
-        "config": f"preset mosi (batch {config.batch_size}, eval batch {config.eval_batch_size}, max_length "
-                  f"{config.max_length}), text encoder {config.text_encoder} fine-tuned (freeze_text=False, "
-                  "no feature cache)",
-        "mmim_config": config.to_dict(),
-        "variants": "authors_loop: their loop re-implemented (tokens per batch padded to max_length, stage-1 "
-                    "backward through BERT, non-fused Adam); ours: the package's Trainer as it is (token columns "
-                    "trimmed per batch, text encoder on real tokens only, no encoder graph in stage 1, fused Adam); "
-                    "ours_unpacked: ours with the Hugging Face text forward (pack_text=False)",
-        "timing": f"per stage, one whole epoch through the loop's public methods: stage 1 and stage 2 over "
-                  f"the first {n_train} training clips ({args.batches} batches of {config.batch_size}), eval over "
-                  f"the {len(splits['test'])} test clips in batches of {config.eval_batch_size}; loops take "
-                  f"turns, {args.warmup} untimed warm-up round(s), then {args.rounds} timed rounds, best round "
-                  "kept; train = 1/(1/stage1 + 1/stage2)",
-        "peak_mem": "MiB. peak_mem_mb: process peak RSS during the stage (VmHWM reset before it; includes every "
-                    "loop's model and data); rss_at_start_mb: RSS at its start, after malloc_trim; peak_growth_mb: "
-                    "the difference, what the stage needed (activations, gradients, optimiser state)"},
-        "results": out, "ratios": ratios, "packing_check": packing_check(loops["ours"]),
+    ratios = {
+        f"{name}_vs_authors_loop": {
+            "train": round(out[name]["train_samples_per_s"] / base["train_samples_per_s"], 2),
+            **{
+                s: round(out[name][s]["samples_per_s"] / base[s]["samples_per_s"], 2)
+                for s in STAGES
+            },
+        }
+        for name in VARIANTS[1:]
+    }
+    return {
+        "protocol": {
+            "data": f"SynthMOSI seed 0, {'/'.join(str(len(synth.splits[s])) for s in ('train', 'valid', 'test'))} "
+            "clips, 20-d visual / 5-d acoustic, 10-50 frames per clip",
+            "config": f"preset mosi (batch {config.batch_size}, eval batch {config.eval_batch_size}, max_length "
+            f"{config.max_length}), text encoder {config.text_encoder} fine-tuned (freeze_text=False, "
+            "no feature cache)",
+            "mmim_config": config.to_dict(),
+            "variants": "authors_loop: their loop re-implemented (tokens per batch padded to max_length, stage-1 "
+            "backward through BERT, non-fused Adam); ours: the package's Trainer as it is (token columns "
+            "trimmed per batch, text encoder on real tokens only, no encoder graph in stage 1, fused Adam); "
+            "ours_unpacked: ours with the Hugging Face text forward (pack_text=False)",
+            "timing": f"per stage, one whole epoch through the loop's public methods: stage 1 and stage 2 over "
+            f"the first {n_train} training clips ({args.batches} batches of {config.batch_size}), eval over "
+            f"the {len(splits['test'])} test clips in batches of {config.eval_batch_size}; loops take "
+            f"turns, {args.warmup} untimed warm-up round(s), then {args.rounds} timed rounds, best round "
+            "kept; train = 1/(1/stage1 + 1/stage2)",
+            "peak_mem": "MiB. peak_mem_mb: process peak RSS during the stage (VmHWM reset before it; includes every "
+            "loop's model and data); rss_at_start_mb: RSS at its start, after malloc_trim; peak_growth_mb: "
+            "the difference, what the stage needed (activations, gradients, optimiser state)",
+        },
+        "results": out,
+        "ratios": ratios,
+        "packing_check": packing_check(loops["ours"]),
         "adam_fused": {n: bool(lp.opt_main.defaults.get("fused")) for n, lp in loops.items()},
         "target": "ours >= 3x the training throughput (samples/s, both stages) of the authors' loop",
-        "target_met": ratios["ours_vs_authors_loop"]["train"] >= 3.0}
+        "target_met": ratios["ours_vs_authors_loop"]["train"] >= 3.0,
+    }
 
 
 def gpu_config(smoke: bool) -> MMIMConfig:
-    """The configuration the GPU protocol trains: Table 3's MOSEI preset, a BERT-base-shaped encoder."""
+    """The configuration the GPU protocol trains: Table 3's MOSEI preset, a BERT-base-shaped
+    encoder."""
     return MMIMConfig.preset("mosei", text_encoder="tiny" if smoke else "bert-base-random")
 
 
 def gpu_protocol(args: argparse.Namespace, device: torch.device) -> dict[str, Any]:
-    sizes = (dict(n_train=64, n_valid=16, n_test=16, visual_frames=(5, 10), acoustic_frames=(5, 10)) if args.smoke
-             else dict(n_train=16326, n_valid=1871, n_test=4659, visual_frames=(20, 500), acoustic_frames=(20, 500)))
+    sizes = (
+        dict(n_train=64, n_valid=16, n_test=16, visual_frames=(5, 10), acoustic_frames=(5, 10))
+        if args.smoke
+        else dict(
+            n_train=16326,
+            n_valid=1871,
+            n_test=4659,
+            visual_frames=(20, 500),
+            acoustic_frames=(20, 500),
+        )
+    )
     encoder = gpu_config(args.smoke).text_encoder
     start = time.perf_counter()
     synth = make_synthmosi(**sizes, visual_dim=35, acoustic_dim=74, seed=0)
@@ -345,14 +438,20 @@ def gpu_protocol(args: argparse.Namespace, device: torch.device) -> dict[str, An
     for name, bf16 in (("fp32", False), ("bf16", True)):
         config = gpu_config(args.smoke).replace(bf16=bf16)
         trainer = Trainer(config, synth.splits, device=device, progress=False)
-        n1 = min(n_train, math.ceil(config.stage1_fraction * math.ceil(n_train / config.batch_size))
-                 * config.batch_size)  # clips seen by stage 1
+        n1 = min(
+            n_train,
+            math.ceil(config.stage1_fraction * math.ceil(n_train / config.batch_size))
+            * config.batch_size,
+        )  # clips seen by stage 1
         epochs = []
         for _ in range(args.epochs):
             trainer.epoch += 1
             row: dict[str, Any] = {}
-            for stage, fn, n in (("stage1", trainer.stage1_epoch, n1), ("stage2", trainer.stage2_epoch, n_train),
-                                 ("valid", functools.partial(trainer.evaluate, "valid"), n_valid)):
+            for stage, fn, n in (
+                ("stage1", trainer.stage1_epoch, n1),
+                ("stage2", trainer.stage2_epoch, n_train),
+                ("valid", functools.partial(trainer.evaluate, "valid"), n_valid),
+            ):
                 reset_peak(device)
                 sync(device)
                 t0 = time.perf_counter()
@@ -365,37 +464,59 @@ def gpu_protocol(args: argparse.Namespace, device: torch.device) -> dict[str, An
                 row[f"{stage}_peak_mem_mb"] = peak_mb(device)
             row["epoch_train_s"] = round(row["stage1_s"] + row["stage2_s"], 3)
             epochs.append(row)
-            print(f"{name} epoch {len(epochs)}: {row['epoch_train_s']} s", file=sys.stderr, flush=True)
-        runs[name] = {"epochs": epochs, "best_epoch_train_s": min(r["epoch_train_s"] for r in epochs)}
+            print(
+                f"{name} epoch {len(epochs)}: {row['epoch_train_s']} s", file=sys.stderr, flush=True
+            )
+        runs[name] = {
+            "epochs": epochs,
+            "best_epoch_train_s": min(r["epoch_train_s"] for r in epochs),
+        }
         del trainer
         if device.type == "cuda":
             torch.cuda.empty_cache()
-    return {"protocol": {
-        "data": f"SynthMOSI seed 0, {sizes['n_train']}/{sizes['n_valid']}/{sizes['n_test']} clips, 35-d visual x "
-                f"{sizes['visual_frames']} frames, 74-d acoustic x {sizes['acoustic_frames']} frames (uniform)",
-        "config": f"preset mosei (batch 64, stage 1 on half of the batches), text encoder {encoder} fine-tuned",
-        "mmim_config": gpu_config(args.smoke).to_dict(),
-        "timing": f"{args.epochs} full epochs per variant (stage 1 + stage 2 timed separately, then "
-                  "validation, its MAE kept); the package's Trainer as it is (per-batch token trimming, packed "
-                  "text encoder, fused Adam)",
-        "data_generation_s": round(gen_s, 1)},
-        "results": runs, "valid_mae_bf16_minus_fp32": round(runs["bf16"]["epochs"][-1]["valid_mae"]
-                                                           - runs["fp32"]["epochs"][-1]["valid_mae"], 4),
+    return {
+        "protocol": {
+            "data": f"SynthMOSI seed 0, {sizes['n_train']}/{sizes['n_valid']}/{sizes['n_test']} clips, 35-d visual x "
+            f"{sizes['visual_frames']} frames, 74-d acoustic x {sizes['acoustic_frames']} frames (uniform)",
+            "config": f"preset mosei (batch 64, stage 1 on half of the batches), text encoder {encoder} fine-tuned",
+            "mmim_config": gpu_config(args.smoke).to_dict(),
+            "timing": f"{args.epochs} full epochs per variant (stage 1 + stage 2 timed separately, then "
+            "validation, its MAE kept); the package's Trainer as it is (per-batch token trimming, packed "
+            "text encoder, fused Adam)",
+            "data_generation_s": round(gen_s, 1),
+        },
+        "results": runs,
+        "valid_mae_bf16_minus_fp32": round(
+            runs["bf16"]["epochs"][-1]["valid_mae"] - runs["fp32"]["epochs"][-1]["valid_mae"], 4
+        ),
         "target": "epoch (both stages) <= 20 s with bf16",
-        "target_met": runs["bf16"]["best_epoch_train_s"] <= 20.0}
+        "target_met": runs["bf16"]["best_epoch_train_s"] <= 20.0,
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--device", default="cpu", help="cpu (default) or cuda[:N]")
-    parser.add_argument("--part", choices=("cpu", "gpu"), help="protocol (default: gpu on CUDA, else cpu)")
-    parser.add_argument("--batches", type=int, default=8, help="training batches per stage (CPU protocol)")
-    parser.add_argument("--warmup", type=int, default=1, help="untimed warm-up rounds (CPU protocol)")
-    parser.add_argument("--rounds", type=int, default=2, help="timed turns of the loops (CPU protocol)")
+    parser.add_argument(
+        "--part", choices=("cpu", "gpu"), help="protocol (default: gpu on CUDA, else cpu)"
+    )
+    parser.add_argument(
+        "--batches", type=int, default=8, help="training batches per stage (CPU protocol)"
+    )
+    parser.add_argument(
+        "--warmup", type=int, default=1, help="untimed warm-up rounds (CPU protocol)"
+    )
+    parser.add_argument(
+        "--rounds", type=int, default=2, help="timed turns of the loops (CPU protocol)"
+    )
     parser.add_argument("--epochs", type=int, default=2, help="epochs per variant (GPU protocol)")
     parser.add_argument("--threads", type=int, help="torch threads (default: torch's default)")
-    parser.add_argument("--smoke", action="store_true", help="tiny sizes and encoder: test the code path only")
-    parser.add_argument("--out", help="JSON file (default: benchmarks/results/throughput_<device>.json)")
+    parser.add_argument(
+        "--smoke", action="store_true", help="tiny sizes and encoder: test the code path only"
+    )
+    parser.add_argument(
+        "--out", help="JSON file (default: benchmarks/results/throughput_<device>.json)"
+    )
     parser.add_argument("--note", help="free text about the conditions, stored in the JSON")
     args = parser.parse_args(argv)
     if args.threads:
@@ -405,21 +526,38 @@ def main(argv: list[str] | None = None) -> int:
     load_before = os.getloadavg() if hasattr(os, "getloadavg") else None
     result = cpu_protocol(args, device) if part == "cpu" else gpu_protocol(args, device)
     info = device_info(device)
-    report = {"benchmark": "throughput",
-              "command": shlex.join(["python", "benchmarks/throughput.py",
-                                     *(argv if argv is not None else sys.argv[1:])]),
-              "part": part, "smoke": args.smoke, **provenance(), "device": info,
-              "load_average_before": load_before,
-              "load_average_after": os.getloadavg() if hasattr(os, "getloadavg") else None, **result}
+    report = {
+        "benchmark": "throughput",
+        "command": shlex.join(
+            ["python", "benchmarks/throughput.py", *(argv if argv is not None else sys.argv[1:])]
+        ),
+        "part": part,
+        "smoke": args.smoke,
+        **provenance(),
+        "device": info,
+        "load_average_before": load_before,
+        "load_average_after": os.getloadavg() if hasattr(os, "getloadavg") else None,
+        **result,
+    }
     busy = load_before is not None and load_before[0] > 0.5 * (os.cpu_count() or 1)
     report["conditions"] = args.note or (
         f"machine busy (1-min load {load_before[0]:.1f} on {os.cpu_count()} CPUs before the run): absolute "
         "numbers are lower than on a quiet machine; the loops take turns, so the ratios stay comparable"
-        if busy else "machine quiet (1-min load below half the CPU count before the run)")
+        if busy
+        else "machine quiet (1-min load below half the CPU count before the run)"
+    )
     if part == "gpu" and device.type != "cuda":
-        report["note"] = "GPU protocol run on a CPU at smoke size: code path only, not a GPU measurement"
-    stem = "cpu" if device.type == "cpu" else re.sub(r"[^a-z0-9]+", "_", info["gpu"].lower()).strip("_")
-    if part != ("gpu" if device.type == "cuda" else "cpu"):  # never overwrite the device's own protocol
+        report["note"] = (
+            "GPU protocol run on a CPU at smoke size: code path only, not a GPU measurement"
+        )
+    stem = (
+        "cpu"
+        if device.type == "cpu"
+        else re.sub(r"[^a-z0-9]+", "_", info["gpu"].lower()).strip("_")
+    )
+    if part != (
+        "gpu" if device.type == "cuda" else "cpu"
+    ):  # never overwrite the device's own protocol
         stem += f"_{part}_protocol"
     name = args.out or ROOT / "benchmarks" / "results" / f"throughput_{stem}.json"
     if args.smoke and not args.out:  # smoke numbers mean nothing: keep them out of results/

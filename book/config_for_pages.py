@@ -8,6 +8,7 @@ Actions context, and a local build, which reads _config.yml alone, shows none of
     python book/config_for_pages.py https://github.com/OWNER/NAME --branch main --output FILE
     jupyter-book build book/ -W --config FILE
 """
+
 import argparse
 import sys
 from pathlib import Path
@@ -27,14 +28,22 @@ def pages_config(repository_url: str, branch: str) -> dict:
     url = urlparse(repository_url)
     parts = url.path.strip("/").split("/")
     if url.scheme not in ("http", "https") or not url.netloc or len(parts) != 2 or not all(parts):
-        raise ValueError(f"expected a repository URL https://HOST/OWNER/NAME, got {repository_url!r}")
+        raise ValueError(
+            f"expected a repository URL https://HOST/OWNER/NAME, got {repository_url!r}"
+        )
     if not branch:
         raise ValueError("expected a branch name, got an empty one")
     config = yaml.safe_load((BOOK / "_config.yml").read_text(encoding="utf-8"))
-    config["repository"] = {"url": repository_url.rstrip("/"), "path_to_book": BOOK.name,
-                            "branch": branch}
-    config["html"] = {**config.get("html", {}), "use_repository_button": True,
-                      "use_issues_button": True}
+    config["repository"] = {
+        "url": repository_url.rstrip("/"),
+        "path_to_book": BOOK.name,
+        "branch": branch,
+    }
+    config["html"] = {
+        **config.get("html", {}),
+        "use_repository_button": True,
+        "use_issues_button": True,
+    }
     config["launch_buttons"] = {"binderhub_url": BINDERHUB_URL, "notebook_interface": "jupyterlab"}
     return config
 
@@ -47,8 +56,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--output", required=True, type=Path, help="the YAML file to write")
     args = parser.parse_args(argv)
     try:
-        text = yaml.safe_dump(pages_config(args.repository_url, args.branch), sort_keys=False,
-                              allow_unicode=True)
+        text = yaml.safe_dump(
+            pages_config(args.repository_url, args.branch), sort_keys=False, allow_unicode=True
+        )
     except ValueError as err:
         sys.exit(f"config_for_pages.py: {err}")
     args.output.write_text(text, encoding="utf-8")

@@ -17,15 +17,26 @@ SANITIZER = Path(__file__).with_name("nbval_sanitize.cfg")
 
 def pytest_addoption(parser):
     group = parser.getgroup("mmim-lite book")
-    group.addoption("--perturb-init", type=float, default=0.0, metavar="SCALE",
-                    help="multiply every initialised weight in the notebooks by 1 + SCALE * N(0, 1) "
-                         "(e.g. 1e-4; default 0: off)")
-    group.addoption("--perturb-salt", default="0", metavar="SALT",
-                    help="salt of the perturbation's noise (each salt is another draw)")
+    group.addoption(
+        "--perturb-init",
+        type=float,
+        default=0.0,
+        metavar="SCALE",
+        help="multiply every initialised weight in the notebooks by 1 + SCALE * N(0, 1) "
+        "(e.g. 1e-4; default 0: off)",
+    )
+    group.addoption(
+        "--perturb-salt",
+        default="0",
+        metavar="SALT",
+        help="salt of the perturbation's noise (each salt is another draw)",
+    )
 
 
 def pytest_configure(config):
-    if getattr(config.option, "nbval_sanitize_with", "unset") is None:  # nbval loaded, no file given
+    if (
+        getattr(config.option, "nbval_sanitize_with", "unset") is None
+    ):  # nbval loaded, no file given
         config.option.nbval_sanitize_with = str(SANITIZER)
     scale = config.getoption("--perturb-init")
     if scale < 0:
@@ -38,8 +49,8 @@ def pytest_configure(config):
 
 def pytest_report_header(config):
     if config.getoption("--perturb-init") > 0:
-        return (f"notebook kernels: initial weights perturbed, scale {config.getoption('--perturb-init')}, "
-                f"salt {config.getoption('--perturb-salt')!r}")
+        scale, salt = config.getoption("--perturb-init"), config.getoption("--perturb-salt")
+        return f"notebook kernels: initial weights perturbed, scale {scale}, salt {salt!r}"
     return None
 
 

@@ -1,4 +1,5 @@
-"""Perturbed initial weights: the book's check that a chapter's compared outputs are CPU-independent.
+"""Perturbed initial weights: the book's check that a chapter's compared outputs are
+CPU-independent.
 
 A training run is chaotic: which epoch ends it, or which way one trained model decides a borderline
 clip, follows the last bits of float32 arithmetic, and every CPU class computes those bits its own
@@ -50,7 +51,8 @@ del _runpy
 
 
 def perturbation(tensor: torch.Tensor, scale: float, salt: str) -> torch.Tensor:
-    """The relative noise ``scale * n`` for ``tensor`` (float32, its shape), seeded by its values."""
+    """The relative noise ``scale * n`` for ``tensor`` (float32, its shape), seeded by its
+    values."""
     raw = tensor.detach().to("cpu").contiguous().reshape(-1).view(torch.uint8).numpy().tobytes()
     digest = hashlib.sha256(salt.encode() + b"\0" + raw).digest()
     generator = torch.Generator().manual_seed(int.from_bytes(digest[:8], "little") >> 1)
@@ -58,7 +60,8 @@ def perturbation(tensor: torch.Tensor, scale: float, salt: str) -> torch.Tensor:
 
 
 def install(scale: float, salt: str) -> None:
-    """Wrap every initialiser of ``torch.nn.init`` so that it multiplies what it wrote by ``1 + noise``.
+    """Wrap every initialiser of ``torch.nn.init`` so that it multiplies what it wrote by ``1 +
+    noise``.
 
     Idempotent per process: installing twice wraps once (the second call changes nothing).
     """
@@ -88,7 +91,8 @@ def install(scale: float, salt: str) -> None:
 
 
 def install_from_env() -> bool:
-    """Install the perturbation if ``MMIM_LITE_PERTURB_INIT`` holds a scale > 0; say whether it did."""
+    """Install the perturbation if ``MMIM_LITE_PERTURB_INIT`` holds a scale > 0; say whether it
+    did."""
     scale = float(os.environ.get(ENV_SCALE) or 0.0)
     if scale > 0:
         install(scale, os.environ.get(ENV_SALT, "0"))

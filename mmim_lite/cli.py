@@ -1,6 +1,7 @@
-"""Command line ``mmim-lite`` (``python -m mmim_lite``): ``train``, ``evaluate``, ``synth``, ``sweep``. Every
-:class:`~mmim_lite.config.MMIMConfig` field is an option typed from its field (``--ba-pairs tv,ta``, ``--set f=v``).
-Bad input ends with one line ``mmim-lite: error: ...``, exit status 2 (``MMIM_LITE_DEBUG=1``: traceback)."""
+"""Command line ``mmim-lite`` (``python -m mmim_lite``): ``train``, ``evaluate``, ``synth``,
+``sweep``. Every :class:`~mmim_lite.config.MMIMConfig` field is an option typed from its field
+(``--ba-pairs tv,ta``, ``--set f=v``). Bad input ends with one line ``mmim-lite: error: ...``, exit
+status 2 (``MMIM_LITE_DEBUG=1``: traceback)."""
 
 from __future__ import annotations
 
@@ -13,8 +14,9 @@ import math
 import os
 import sys
 import typing
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -41,31 +43,46 @@ from .train import Trainer, read_checkpoint, run_seeds, summarize_runs
 __all__ = ["main", "build_parser", "config_from_args", "CLIError"]
 
 PROG = "mmim-lite"
-#: SynthMOSI generator options: key of make_synthmosi -> (flag, metavar); their defaults as data.json stores them
-SYNTH_OPTIONS = {"seed": ("--synth-seed", "S"), "n_train": ("--n-train", "N"), "n_valid": ("--n-valid", "N"),
-                 "n_test": ("--n-test", "N"), "visual_dim": ("--synth-visual-dim", "D"),
-                 "acoustic_dim": ("--synth-acoustic-dim", "D"), "visual_frames": ("--synth-visual-frames", "LO,HI"),
-                 "acoustic_frames": ("--synth-acoustic-frames", "LO,HI"), "irony_rate": ("--synth-irony-rate", "P"),
-                 "text_noise": ("--synth-text-noise", "SD"), "visual_signal": ("--synth-visual-signal", "X"),
-                 "acoustic_signal": ("--synth-acoustic-signal", "X"),
-                 "n_speakers": ("--synth-speakers", "TRAIN,VALID,TEST"),
-                 "nuisance": ("--synth-nuisance", "K"),
-                 "share_speaker": ("--synth-share-speaker", "BOOL"),
-                 "share_frame_count": ("--synth-share-frame-count", "BOOL")}
-_SYNTH_HELP = {"nuisance": "strength of a per-clip latent u ~ N(0,1), independent of the label, "
-               "shared by text (which half of the narration sentences), face and voice (a "
-               "shift of K u frame-noise SDs)",
-               "share_speaker": "face and voice from one speaker (false: the voice's drawn apart)",
-               "share_frame_count": "face and voice with one frame count (false: the voice's "
-               "drawn apart)"}
-_SYNTH_DEFAULTS = {k: json.loads(json.dumps(v.default)) for k, v in inspect.signature(make_synthmosi).parameters.items()
-                   if k in SYNTH_OPTIONS}
+# : SynthMOSI generator options: key of make_synthmosi -> (flag, metavar); their defaults as
+# data.json stores them
+SYNTH_OPTIONS = {
+    "seed": ("--synth-seed", "S"),
+    "n_train": ("--n-train", "N"),
+    "n_valid": ("--n-valid", "N"),
+    "n_test": ("--n-test", "N"),
+    "visual_dim": ("--synth-visual-dim", "D"),
+    "acoustic_dim": ("--synth-acoustic-dim", "D"),
+    "visual_frames": ("--synth-visual-frames", "LO,HI"),
+    "acoustic_frames": ("--synth-acoustic-frames", "LO,HI"),
+    "irony_rate": ("--synth-irony-rate", "P"),
+    "text_noise": ("--synth-text-noise", "SD"),
+    "visual_signal": ("--synth-visual-signal", "X"),
+    "acoustic_signal": ("--synth-acoustic-signal", "X"),
+    "n_speakers": ("--synth-speakers", "TRAIN,VALID,TEST"),
+    "nuisance": ("--synth-nuisance", "K"),
+    "share_speaker": ("--synth-share-speaker", "BOOL"),
+    "share_frame_count": ("--synth-share-frame-count", "BOOL"),
+}
+_SYNTH_HELP = {
+    "nuisance": "strength of a per-clip latent u ~ N(0,1), independent of the label, "
+    "shared by text (which half of the narration sentences), face and voice (a "
+    "shift of K u frame-noise SDs)",
+    "share_speaker": "face and voice from one speaker (false: the voice's drawn apart)",
+    "share_frame_count": "face and voice with one frame count (false: the voice's drawn apart)",
+}
+_SYNTH_DEFAULTS = {
+    k: json.loads(json.dumps(v.default))
+    for k, v in inspect.signature(make_synthmosi).parameters.items()
+    if k in SYNTH_OPTIONS
+}
 _MAIN_METRICS = ("mae", "corr", "acc7", "acc2_has0", "acc2_non0", "f1_non0")
 #: the starting config without --preset, and of the fields a partial --config leaves out
 DEFAULT_PRESET = "synthmosi"
 #: what a full disk asks of the user, by command
-_DISK_FULL_HINT = {"train": "rerun with --resume to continue",
-                   "sweep": "rerun the same command to continue"}
+_DISK_FULL_HINT = {
+    "train": "rerun with --resume to continue",
+    "sweep": "rerun the same command to continue",
+}
 
 
 class CLIError(Exception):
@@ -106,136 +123,273 @@ _device_list.__name__ = "device list"
 
 def _ints(metavar: str) -> Callable[[str], list[int]]:
     """Parser of as many comma-separated ints as ``metavar`` names (e.g. LO,HI)."""
+
     def parse(text: str) -> list[int]:
         if len(values := [int(v) for v in text.split(",")]) != metavar.count(",") + 1:
             raise ValueError(text)
         return values
+
     parse.__name__ = metavar  # argparse: "invalid LO,HI value: ..."
     return parse
 
 
 def _field_parser(hint: Any) -> tuple[Callable[[str], Any], str]:
-    """(string -> value, metavar) for a config field's type hint; 'none' where the field is Optional."""
+    """(string -> value, metavar) for a config field's type hint; 'none' where the field is
+    Optional."""
     args = typing.get_args(hint)
     base = next((a for a in args if a is not type(None)), hint) if type(None) in args else hint
-    parse, metavar = ((_names, "NAMES") if typing.get_origin(base) is tuple else
-                      {bool: (_boolean, "BOOL"), int: (int, "INT"), float: (_finite, "FLOAT")}.get(base, (str, "STR")))
+    parse, metavar = (
+        (_names, "NAMES")
+        if typing.get_origin(base) is tuple
+        else {bool: (_boolean, "BOOL"), int: (int, "INT"), float: (_finite, "FLOAT")}.get(
+            base, (str, "STR")
+        )
+    )
     if type(None) in args:
+
         def optional(text: str) -> Any:
             return None if text.lower() == "none" else parse(text)
+
         optional.__name__ = parse.__name__  # argparse names the type in "invalid ... value"
         return optional, metavar
     return parse, metavar
 
 
-_FIELDS = {f.name: (f, *_field_parser(typing.get_type_hints(MMIMConfig)[f.name]))
-           for f in dataclasses.fields(MMIMConfig) if f.name != "preset_name"}
+_FIELDS = {
+    f.name: (f, *_field_parser(typing.get_type_hints(MMIMConfig)[f.name]))
+    for f in dataclasses.fields(MMIMConfig)
+    if f.name != "preset_name"
+}
 
 
-def _add_data_options(parser: argparse.ArgumentParser, data: bool = True, required: bool = False) -> None:
+def _add_data_options(
+    parser: argparse.ArgumentParser, data: bool = True, required: bool = False
+) -> None:
     """``--data``/``--label-csv`` (unless ``data`` is False) and the SynthMOSI generator options."""
     if data:
-        parser.add_argument("--data", required=required, metavar="{synthmosi|PATH}",
-                            help="'synthmosi' (generated, even where a file or folder of that "
-                            "name exists: write ./synthmosi for it) or a released MulT/MMSA "
-                            "pickle or its folder")
-        parser.add_argument("--label-csv", metavar="CSV", help="label CSV with the raw text (MulT pickles)")
+        parser.add_argument(
+            "--data",
+            required=required,
+            metavar="{synthmosi|PATH}",
+            help="'synthmosi' (generated, even where a file or folder of that "
+            "name exists: write ./synthmosi for it) or a released MulT/MMSA "
+            "pickle or its folder",
+        )
+        parser.add_argument(
+            "--label-csv", metavar="CSV", help="label CSV with the raw text (MulT pickles)"
+        )
     group = parser.add_argument_group("SynthMOSI generator")
     for key, (flag, metavar) in SYNTH_OPTIONS.items():
         flags = [flag, "--seed"] if (not data and key == "seed") else [flag]  # synth: --seed too
-        parse = (_ints(metavar) if "," in metavar else int if metavar in ("N", "S", "D") else
-                 _boolean if metavar == "BOOL" else _finite)
+        parse = (
+            _ints(metavar)
+            if "," in metavar
+            else int
+            if metavar in ("N", "S", "D")
+            else _boolean
+            if metavar == "BOOL"
+            else _finite
+        )
         text = _SYNTH_HELP.get(key, f"SynthMOSI {key.replace('_', ' ')}")
-        group.add_argument(*flags, dest=f"synth__{key}", type=parse, metavar=metavar,
-                           help=f"{text} (default {str(_SYNTH_DEFAULTS[key]).lower()})")
+        group.add_argument(
+            *flags,
+            dest=f"synth__{key}",
+            type=parse,
+            metavar=metavar,
+            help=f"{text} (default {str(_SYNTH_DEFAULTS[key]).lower()})",
+        )
 
 
 def _add_config_options(parser: argparse.ArgumentParser) -> None:
-    """``--preset`` or ``--config`` (the starting config), ``--seeds`` and the overrides (every field, ``--set``)."""
-    parser.add_argument("--preset", metavar="{" + ",".join(PRESETS) + "}",
-                        help="starting configuration (default synthmosi): Table 3 (mosi, mosei) or CPU-sized "
-                        "(synthmosi: MiniLM frozen, synthmosi-ft: MiniLM fine-tuned)")
-    parser.add_argument("--config", metavar="FILE", help="start from this config JSON (a run's config.json or a "
-                        f"sweep's best_config.json) instead of a preset; fields it leaves out: "
-                        f"the {DEFAULT_PRESET} preset's")
-    parser.add_argument("--seeds", default="1", metavar="N|S1,S2,..",
-                        help="N runs with seeds seed..seed+N-1 (default 1), or a comma-separated list")
-    group = parser.add_argument_group("config overrides", "every MMIMConfig field; given values override the "
-                                      "preset or --config")
+    """``--preset`` or ``--config`` (the starting config), ``--seeds`` and the overrides (every
+    field, ``--set``)."""
+    parser.add_argument(
+        "--preset",
+        metavar="{" + ",".join(PRESETS) + "}",
+        help="starting configuration (default synthmosi): Table 3 (mosi, mosei) or CPU-sized "
+        "(synthmosi: MiniLM frozen, synthmosi-ft: MiniLM fine-tuned)",
+    )
+    parser.add_argument(
+        "--config",
+        metavar="FILE",
+        help="start from this config JSON (a run's config.json or a "
+        f"sweep's best_config.json) instead of a preset; fields it leaves out: "
+        f"the {DEFAULT_PRESET} preset's",
+    )
+    parser.add_argument(
+        "--seeds",
+        default="1",
+        metavar="N|S1,S2,..",
+        help="N runs with seeds seed..seed+N-1 (default 1), or a comma-separated list",
+    )
+    group = parser.add_argument_group(
+        "config overrides", "every MMIMConfig field; given values override the preset or --config"
+    )
     for name, (f, parse, metavar) in _FIELDS.items():
         extra: dict[str, Any] = {"nargs": "?", "const": True} if metavar == "BOOL" else {}
-        group.add_argument("--" + name.replace("_", "-"), dest=f"cfg__{name}", type=parse, metavar=metavar,
-                           default=argparse.SUPPRESS, help=f.metadata["help"].replace("%", "%%"), **extra)
-    group.add_argument("--set", dest="overrides", action="append", default=[], metavar="FIELD=VALUE",
-                       help="set any config field (repeatable), e.g. --set alpha=0.1")
+        group.add_argument(
+            "--" + name.replace("_", "-"),
+            dest=f"cfg__{name}",
+            type=parse,
+            metavar=metavar,
+            default=argparse.SUPPRESS,
+            help=f.metadata["help"].replace("%", "%%"),
+            **extra,
+        )
+    group.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="FIELD=VALUE",
+        help="set any config field (repeatable), e.g. --set alpha=0.1",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The ``mmim-lite`` argument parser with its ``train``, ``evaluate``, ``synth`` and ``sweep`` commands."""
-    parser = _Parser(prog=PROG, allow_abbrev=False,
-                     description="MultiModal InfoMax (Han, Chen & Poria, EMNLP 2021), compact and tested.")
+    """The ``mmim-lite`` argument parser with its ``train``, ``evaluate``, ``synth`` and ``sweep``
+    commands."""
+    parser = _Parser(
+        prog=PROG,
+        allow_abbrev=False,
+        description="MultiModal InfoMax (Han, Chen & Poria, EMNLP 2021), compact and tested.",
+    )
     parser.add_argument("--version", action="version", version=f"{PROG} {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="{train,evaluate,synth,sweep}")
-    train = sub.add_parser("train", allow_abbrev=False, help="train MMIM (Algorithm 1) for one or more seeds")
+    train = sub.add_parser(
+        "train", allow_abbrev=False, help="train MMIM (Algorithm 1) for one or more seeds"
+    )
     _add_data_options(train, required=True)
-    train.add_argument("--device", default="auto", help="auto (CUDA if available), cpu, cuda, cuda:N")
-    train.add_argument("--devices", metavar="DEV,DEV,..", type=_device_list,
-                       help="run the seeds in parallel, one process per device slot, e.g. cuda:0,cuda:1 or cpu,cpu")
+    train.add_argument(
+        "--device", default="auto", help="auto (CUDA if available), cpu, cuda, cuda:N"
+    )
+    train.add_argument(
+        "--devices",
+        metavar="DEV,DEV,..",
+        type=_device_list,
+        help="run the seeds in parallel, one process per device slot, "
+        "e.g. cuda:0,cuda:1 or cpu,cpu",
+    )
     train.add_argument("--out", required=True, metavar="DIR", help="output folder")
-    train.add_argument("--resume", action="store_true", help="continue DIR from each seed's checkpoint.pt "
-                       "(finished seeds are read back); only --epochs and --patience may be raised")
-    train.add_argument("--overwrite", action="store_true", help="replace the run DIR holds (its "
-                       "files are removed first); without it or --resume, a DIR that holds a run "
-                       "is refused")
+    train.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue DIR from each seed's checkpoint.pt "
+        "(finished seeds are read back); only --epochs and --patience may be raised",
+    )
+    train.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace the run DIR holds (its "
+        "files are removed first); without it or --resume, a DIR that holds a run "
+        "is refused",
+    )
     _add_config_options(train)
     train.set_defaults(func=cmd_train)
-    ev = sub.add_parser("evaluate", allow_abbrev=False, help="metrics of a checkpoint, as one JSON object")
-    ev.add_argument("--checkpoint", required=True, metavar="FILE", help="best.pt or checkpoint.pt of a run")
+    ev = sub.add_parser(
+        "evaluate", allow_abbrev=False, help="metrics of a checkpoint, as one JSON object"
+    )
+    ev.add_argument(
+        "--checkpoint", required=True, metavar="FILE", help="best.pt or checkpoint.pt of a run"
+    )
     _add_data_options(ev)
     ev.add_argument("--split", default="test", choices=("train", "valid", "test"))
     ev.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N")
-    ev.add_argument("--probes", action="store_true", help="add the representation probes of "
-                    "--split (mmim_lite.probes; the R² probes fitted on train)")
+    ev.add_argument(
+        "--probes",
+        action="store_true",
+        help="add the representation probes of "
+        "--split (mmim_lite.probes; the R² probes fitted on train)",
+    )
     ev.set_defaults(func=cmd_evaluate)
-    syn = sub.add_parser("synth", allow_abbrev=False, help="write SynthMOSI in a released file format")
+    syn = sub.add_parser(
+        "synth", allow_abbrev=False, help="write SynthMOSI in a released file format"
+    )
     syn.add_argument("--out", required=True, metavar="FILE", help="pickle to write")
     syn.add_argument("--format", required=True, choices=("mmsa", "mult"))
-    syn.add_argument("--label-csv", metavar="CSV", help="MulT only: label CSV (default label.csv beside FILE)")
+    syn.add_argument(
+        "--label-csv", metavar="CSV", help="MulT only: label CSV (default label.csv beside FILE)"
+    )
     _add_data_options(syn, data=False)
     syn.set_defaults(func=cmd_synth)
-    sw = sub.add_parser("sweep", allow_abbrev=False, help="hyper-parameter search (Optuna): the paper's grid or any "
-                        "space, selected on the mean validation MAE over --seeds")
+    sw = sub.add_parser(
+        "sweep",
+        allow_abbrev=False,
+        help="hyper-parameter search (Optuna): the paper's grid or any "
+        "space, selected on the mean validation MAE over --seeds",
+    )
     _add_data_options(sw, required=True)
-    sw.add_argument("--space", default="paper", metavar="paper|FILE", help="'paper' (Sec. 4.3: "
-                    f"{' x '.join(f'{k} {len(v)}' for k, v in PAPER_SPACE.items())}) or a JSON file "
-                    '{"field": [values], "field": {"low": L, "high": H, "log": true}, "f1,f2": [tied values]}')
-    sw.add_argument("--sampler", default="grid", choices=("grid", "tpe"),
-                    help="grid: every point of the space exactly once; tpe: --trials settings chosen by TPE")
-    sw.add_argument("--trials", type=int, metavar="N", help="tpe: number of settings (default 50); grid: only the "
-                    "first N points (default all)")
-    sw.add_argument("--storage", metavar="URL", help="SQLAlchemy URL of the study (default sqlite:///DIR/study.db; "
-                    "postgresql://user:password@host/db to share one study between machines)")
-    sw.add_argument("--study", default="mmim-lite", metavar="NAME", help="study name (default mmim-lite)")
-    sw.add_argument("--out", required=True, metavar="DIR", help="output folder: best_config.json, top.csv, "
-                    "top.md, best.json, figures")
-    sw.add_argument("--workers", type=int, metavar="W", help="worker processes on this machine (default: the "
-                    "number of --devices, else 1)")
-    sw.add_argument("--devices", type=_device_list, metavar="DEV,DEV,..",
-                    help="device of each worker, round-robin "
-                    "(e.g. cuda:0,cuda:1; default auto)")
-    sw.add_argument("--prune", action="store_true", help="stop unpromising trials early (median rule on the "
-                    "per-epoch validation MAE)")
-    sw.add_argument("--heartbeat", type=int, default=60, metavar="S", help="seconds between a running trial's "
-                    "heartbeats; a trial silent for 2*S (its worker died) is marked failed and its setting retried")
-    sw.add_argument("--top", type=int, default=10, metavar="N", help="rows of the table of best settings")
+    sw.add_argument(
+        "--space",
+        default="paper",
+        metavar="paper|FILE",
+        help="'paper' (Sec. 4.3: "
+        f"{' x '.join(f'{k} {len(v)}' for k, v in PAPER_SPACE.items())}) or a JSON file "
+        '{"field": [values], "field": {"low": L, "high": H, "log": true}, "f1,f2": [tied values]}',
+    )
+    sw.add_argument(
+        "--sampler",
+        default="grid",
+        choices=("grid", "tpe"),
+        help="grid: every point of the space exactly once; tpe: --trials settings chosen by TPE",
+    )
+    sw.add_argument(
+        "--trials",
+        type=int,
+        metavar="N",
+        help="tpe: number of settings (default 50); grid: only the first N points (default all)",
+    )
+    sw.add_argument(
+        "--storage",
+        metavar="URL",
+        help="SQLAlchemy URL of the study (default sqlite:///DIR/study.db; "
+        "postgresql://user:password@host/db to share one study between machines)",
+    )
+    sw.add_argument(
+        "--study", default="mmim-lite", metavar="NAME", help="study name (default mmim-lite)"
+    )
+    sw.add_argument(
+        "--out",
+        required=True,
+        metavar="DIR",
+        help="output folder: best_config.json, top.csv, top.md, best.json, figures",
+    )
+    sw.add_argument(
+        "--workers",
+        type=int,
+        metavar="W",
+        help="worker processes on this machine (default: the number of --devices, else 1)",
+    )
+    sw.add_argument(
+        "--devices",
+        type=_device_list,
+        metavar="DEV,DEV,..",
+        help="device of each worker, round-robin (e.g. cuda:0,cuda:1; default auto)",
+    )
+    sw.add_argument(
+        "--prune",
+        action="store_true",
+        help="stop unpromising trials early (median rule on the per-epoch validation MAE)",
+    )
+    sw.add_argument(
+        "--heartbeat",
+        type=int,
+        default=60,
+        metavar="S",
+        help="seconds between a running trial's heartbeats; a trial silent for 2*S (its worker "
+        "died) is marked failed and its setting retried",
+    )
+    sw.add_argument(
+        "--top", type=int, default=10, metavar="N", help="rows of the table of best settings"
+    )
     _add_config_options(sw)
     sw.set_defaults(func=cmd_sweep)
     return parser
 
 
 def config_from_args(args: argparse.Namespace) -> MMIMConfig:
-    """The config a parsed ``train`` (or ``sweep``) command runs: ``--preset`` (default synthmosi) or
-    ``--config FILE``, then ``--set``, then ``--<field>`` options."""
+    """The config a parsed ``train`` (or ``sweep``) command runs: ``--preset`` (default synthmosi)
+    or ``--config FILE``, then ``--set``, then ``--<field>`` options."""
     overrides: dict[str, Any] = {}
     for item in args.overrides:
         key, sep, text = item.partition("=")
@@ -247,8 +401,12 @@ def config_from_args(args: argparse.Namespace) -> MMIMConfig:
         try:
             overrides[key] = _FIELDS[key][1](text.strip())
         except ValueError:
-            raise CLIError(f"--set {key}: invalid {_FIELDS[key][2].lower()} value {text!r}") from None
-    overrides.update({k[5:]: v for k, v in vars(args).items() if k.startswith("cfg__")})  # given options only
+            raise CLIError(
+                f"--set {key}: invalid {_FIELDS[key][2].lower()} value {text!r}"
+            ) from None
+    overrides.update(
+        {k[5:]: v for k, v in vars(args).items() if k.startswith("cfg__")}
+    )  # given options only
     path = args.config
     if path is None:
         return MMIMConfig.preset(args.preset or DEFAULT_PRESET, **overrides)
@@ -257,8 +415,9 @@ def config_from_args(args: argparse.Namespace) -> MMIMConfig:
     stored = _read_json(Path(path).expanduser())
     if not isinstance(stored, dict):
         found = "no such file" if stored is None else f"found a JSON {type(stored).__name__}"
-        raise CLIError(f"--config {path!r}: expected a config JSON object (e.g. a run's "
-                       f"config.json), {found}")
+        raise CLIError(
+            f"--config {path!r}: expected a config JSON object (e.g. a run's config.json), {found}"
+        )
     try:  # a partial config: the default preset's values for the fields it leaves out
         full = {**MMIMConfig.preset(DEFAULT_PRESET).to_dict(), **stored}
         return MMIMConfig.from_dict(full).replace(**overrides)
@@ -269,10 +428,15 @@ def config_from_args(args: argparse.Namespace) -> MMIMConfig:
 def _seed_list(text: str, config: MMIMConfig) -> list[int]:
     """``--seeds``: N -> seed..seed+N-1; "a,b,c" -> those seeds."""
     try:
-        seeds = ([int(s) for s in text.split(",") if s.strip()] if "," in text
-                 else list(range(config.seed, config.seed + int(text))))
+        seeds = (
+            [int(s) for s in text.split(",") if s.strip()]
+            if "," in text
+            else list(range(config.seed, config.seed + int(text)))
+        )
     except ValueError:
-        raise CLIError(f"--seeds expects a number of runs or a comma-separated seed list, got {text!r}") from None
+        raise CLIError(
+            f"--seeds expects a number of runs or a comma-separated seed list, got {text!r}"
+        ) from None
     if not seeds or min(seeds) < 0 or len(set(seeds)) != len(seeds):
         raise CLIError(f"--seeds must be >= 1 runs of distinct non-negative seeds, got {text!r}")
     return seeds
@@ -298,35 +462,47 @@ def _out_dir(args: argparse.Namespace) -> Path:
     return out
 
 
-def _run_inputs(args: argparse.Namespace
-                ) -> tuple[MMIMConfig, list[int], dict[str, Any], Path, list[str]]:
+def _run_inputs(
+    args: argparse.Namespace,
+) -> tuple[MMIMConfig, list[int], dict[str, Any], Path, list[str]]:
     """``train``'s and ``sweep``'s config, seeds, data spec, output folder and devices, checked
     before anything is written (every independent problem at once)."""
     given = args.devices or ([args.device] if hasattr(args, "device") else ["auto"])
     config, spec, out, devices = _checked(
-        lambda: config_from_args(args), lambda: _data_spec(args), lambda: _out_dir(args),
-        lambda: [str(resolve_device(d)) for d in given])
+        lambda: config_from_args(args),
+        lambda: _data_spec(args),
+        lambda: _out_dir(args),
+        lambda: [str(resolve_device(d)) for d in given],
+    )
     return config, _seed_list(args.seeds, config), spec, out, devices
 
 
 def _load_checked(config: MMIMConfig, spec: dict[str, Any]) -> tuple[dict[str, Any], Any]:
     """:func:`_load` and the text encoder's check (a bad name, an offline hub), reported at once."""
+
     def encoder() -> None:
         if config.text_encoder not in (*RANDOM_ENCODERS, "minilm"):
             resolve_text_encoder(config.text_encoder)
+
     return _checked(lambda: _load(spec), encoder)[0]
 
 
 def _data_spec(args: argparse.Namespace, stored: dict[str, Any] | None = None) -> dict[str, Any]:
-    """What to load (``{"source": "synthmosi" | "file", ...}``): the command line, else ``stored``, else defaults."""
+    """What to load (``{"source": "synthmosi" | "file", ...}``): the command line, else ``stored``,
+    else defaults."""
     given = {k[7:]: v for k, v in vars(args).items() if k.startswith("synth__") and v is not None}
     data = args.data
     if data is not None and data.lower() == "synthmosi" and Path(data).exists():  # say which
-        print(f"{PROG}: note: --data synthmosi is the generated SynthMOSI, not the {data} here "
-              f"(for that, write --data ./{data})", file=sys.stderr)
+        print(
+            f"{PROG}: note: --data synthmosi is the generated SynthMOSI, not the {data} here "
+            f"(for that, write --data ./{data})",
+            file=sys.stderr,
+        )
     if data is None:
         if stored is None:
-            raise CLIError("--data is required (no data.json beside the checkpoint or one folder up)")
+            raise CLIError(
+                "--data is required (no data.json beside the checkpoint or one folder up)"
+            )
         if stored.get("source") != "synthmosi":
             return stored
         data = "synthmosi"
@@ -338,8 +514,11 @@ def _data_spec(args: argparse.Namespace, stored: dict[str, Any] | None = None) -
     csv_path = args.label_csv
     if csv_path is not None and not Path(csv_path).expanduser().is_file():
         raise CLIError(f"--label-csv {csv_path!r}: no such file")
-    return {"source": "file", "path": str(Path(data).expanduser().resolve()),
-            "label_csv": str(Path(csv_path).expanduser().resolve()) if csv_path else None}
+    return {
+        "source": "file",
+        "path": str(Path(data).expanduser().resolve()),
+        "label_csv": str(Path(csv_path).expanduser().resolve()) if csv_path else None,
+    }
 
 
 def _load(spec: dict[str, Any]) -> tuple[dict[str, Any], Any]:
@@ -357,13 +536,25 @@ def _load(spec: dict[str, Any]) -> tuple[dict[str, Any], Any]:
 def _data_differences(before: dict[str, Any], now: dict[str, Any]) -> list[str]:
     """How two data specs differ, each as "OPTION: X in data.json, Y here" (``source`` alone if
     that differs)."""
-    flags = {"source": "--data", "path": "--data", "label_csv": "--label-csv",
-             **{f"synth.{k}": flag for k, (flag, _) in SYNTH_OPTIONS.items()}}
-    a, b = ({**{k: v for k, v in d.items() if k != "synth"},
-             **{f"synth.{k}": v for k, v in d.get("synth", {}).items()}} for d in (before, now))
+    flags = {
+        "source": "--data",
+        "path": "--data",
+        "label_csv": "--label-csv",
+        **{f"synth.{k}": flag for k, (flag, _) in SYNTH_OPTIONS.items()},
+    }
+    a, b = (
+        {
+            **{k: v for k, v in d.items() if k != "synth"},
+            **{f"synth.{k}": v for k, v in d.get("synth", {}).items()},
+        }
+        for d in (before, now)
+    )
     keys = ["source"] if a.get("source") != b.get("source") else sorted(set(a) | set(b))
-    return [f"{flags.get(k, k)}: {a.get(k)!r} in data.json, {b.get(k)!r} here" for k in keys
-            if a.get(k) != b.get(k)]
+    return [
+        f"{flags.get(k, k)}: {a.get(k)!r} in data.json, {b.get(k)!r} here"
+        for k in keys
+        if a.get(k) != b.get(k)
+    ]
 
 
 def _read_json(path: Path) -> dict[str, Any] | None:
@@ -376,12 +567,16 @@ def _read_json(path: Path) -> dict[str, Any] | None:
 
 def _mean_std(stats: dict[str, Any]) -> str:
     """The main metrics as "mae 0.812 ± 0.010, corr ..." (no ± for one run)."""
-    return ", ".join(f"{k} {stats[k]['mean']:.3f}" + ("" if stats[k]["std"] is None else f" ± {stats[k]['std']:.3f}")
-                     for k in _MAIN_METRICS)
+    return ", ".join(
+        f"{k} {stats[k]['mean']:.3f}"
+        + ("" if stats[k]["std"] is None else f" ± {stats[k]['std']:.3f}")
+        for k in _MAIN_METRICS
+    )
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    """``mmim-lite train``: :func:`~mmim_lite.train.run_seeds`, then all seeds' history.csv and summary.json."""
+    """``mmim-lite train``: :func:`~mmim_lite.train.run_seeds`, then all seeds' history.csv and
+    summary.json."""
     config, seeds, spec, out, devices = _run_inputs(args)
     if args.resume and args.overwrite:
         raise CLIError("--resume continues the run in --out, --overwrite replaces it: use one")
@@ -389,18 +584,31 @@ def cmd_train(args: argparse.Namespace) -> int:
         return _train(args, config, seeds, spec, out, devices, clear)
 
 
-def _train(args: argparse.Namespace, config: MMIMConfig, seeds: list[int], spec: dict[str, Any],
-           out: Path, devices: list[str], clear: Callable[[], None]) -> int:
+def _train(
+    args: argparse.Namespace,
+    config: MMIMConfig,
+    seeds: list[int],
+    spec: dict[str, Any],
+    out: Path,
+    devices: list[str],
+    clear: Callable[[], None],
+) -> int:
     """``train`` in a run folder this process holds (``clear``: remove the run it replaces)."""
     if args.resume:  # continuing a run with other settings would mix two experiments
         data_before, config_before = _read_json(out / "data.json"), _read_json(out / "config.json")
-        if data_before and data_before.get("source") == "synthmosi":  # generator options added since: defaults
+        if (
+            data_before and data_before.get("source") == "synthmosi"
+        ):  # generator options added since: defaults
             data_before["synth"] = {**_SYNTH_DEFAULTS, **data_before.get("synth", {})}
         if data_before not in (None, spec):
-            raise CLIError(f"--resume: {out / 'data.json'} differs from this command: "
-                           + "; ".join(_data_differences(data_before, spec)))
+            raise CLIError(
+                f"--resume: {out / 'data.json'} differs from this command: "
+                + "; ".join(_data_differences(data_before, spec))
+            )
         if config_before is not None:  # only epochs and patience may be raised
-            check_resumable(MMIMConfig.from_dict(config_before), config, f"--resume: {out / 'config.json'}")
+            check_resumable(
+                MMIMConfig.from_dict(config_before), config, f"--resume: {out / 'config.json'}"
+            )
     device = ",".join(dict.fromkeys(devices))
     parallel = devices if args.devices else []
     splits, synth = _load_checked(config, spec)
@@ -408,49 +616,89 @@ def _train(args: argparse.Namespace, config: MMIMConfig, seeds: list[int], spec:
     write_json(config.to_dict(), out / "config.json")
     write_json(spec, out / "data.json")
     lines = bool(parallel) or not sys.stderr.isatty()  # off a terminal: one line per epoch
-    results = run_seeds(config, seeds, splits, out_dir=out, device=device, resume=args.resume,
-                        devices=parallel, log_epochs=lines)
+    results = run_seeds(
+        config,
+        seeds,
+        splits,
+        out_dir=out,
+        device=device,
+        resume=args.resume,
+        devices=parallel,
+        log_epochs=lines,
+    )
     history = []  # all seeds' per-epoch rows in one table, with a seed column
     for seed in seeds:
         with open(out / f"seed_{seed}" / "history.csv", newline="") as fh:
             history += [{"seed": seed, **row} for row in csv.DictReader(fh)]
     write_csv(history, out / "history.csv")
-    summary = {"preset": config.preset_name, "text_encoder": config.text_encoder, "device": device, "data": spec,
-               "labeled_fraction": config.labeled_fraction, "use_unlabeled": config.use_unlabeled,
-               **summarize_runs(results), "runs": results}
+    summary = {
+        "preset": config.preset_name,
+        "text_encoder": config.text_encoder,
+        "device": device,
+        "data": spec,
+        "labeled_fraction": config.labeled_fraction,
+        "use_unlabeled": config.use_unlabeled,
+        **summarize_runs(results),
+        "runs": results,
+    }
     if synth is not None:  # the Bayes-optimal oracle (labels as float32, as the trainer sees them)
-        summary["oracle"] = {s: msa_metrics(synth.oracle(s), np.array([x.label for x in splits[s]], np.float32))
-                             for s in ("valid", "test") if len(splits[s])}
-    write_json(summary := strict_json(summary), out / "summary.json")  # NaN (std of one run) -> null
+        summary["oracle"] = {
+            s: msa_metrics(synth.oracle(s), np.array([x.label for x in splits[s]], np.float32))
+            for s in ("valid", "test")
+            if len(splits[s])
+        }
+    write_json(
+        summary := strict_json(summary), out / "summary.json"
+    )  # NaN (std of one run) -> null
     split = "test" if "test" in summary else "valid"
     for r in results:
-        print(f"seed {r['seed']}: best epoch {r['best_epoch']}/{r['epochs_run']}, {split} "
-              + " ".join(f"{k} {r[split][k]:.3f}" for k in ("mae", "corr", "acc2_non0")))
+        print(
+            f"seed {r['seed']}: best epoch {r['best_epoch']}/{r['epochs_run']}, {split} "
+            + " ".join(f"{k} {r[split][k]:.3f}" for k in ("mae", "corr", "acc2_non0"))
+        )
     print(f"{split} over {len(results)} seed(s): " + _mean_std(summary[split]))
     if split in summary.get("oracle", {}):
-        print(f"oracle {split}: " + ", ".join(f"{k} {summary['oracle'][split][k]:.3f}" for k in _MAIN_METRICS))
+        print(
+            f"oracle {split}: "
+            + ", ".join(f"{k} {summary['oracle'][split][k]:.3f}" for k in _MAIN_METRICS)
+        )
     print(f"wrote {out / 'summary.json'}")
     return 0
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
-    """``mmim-lite sweep``: :func:`~mmim_lite.sweep.run_sweep`, then the best setting (its test metrics only)."""
+    """``mmim-lite sweep``: :func:`~mmim_lite.sweep.run_sweep`, then the best setting (its test
+    metrics only)."""
     config, seeds, spec, out, devices = _run_inputs(args)
     for flag in ("trials", "workers", "heartbeat", "top"):
         if getattr(args, flag) is not None and getattr(args, flag) < 1:
             raise CLIError(f"--{flag} must be >= 1, got {getattr(args, flag)}")
     space = load_space(args.space, args.sampler, config)
     storage = args.storage or f"sqlite:///{out.resolve() / 'study.db'}"
-    data = {k: Path(v).name if k in ("path", "label_csv") and v else v for k, v in spec.items()}  # any machine
-    sweep = Sweep(base=config, space=space, seeds=tuple(seeds), sampler=args.sampler, trials=args.trials,
-                  storage=storage, study=args.study, prune=args.prune, heartbeat=args.heartbeat, data=data)
+    data = {
+        k: Path(v).name if k in ("path", "label_csv") and v else v for k, v in spec.items()
+    }  # any machine
+    sweep = Sweep(
+        base=config,
+        space=space,
+        seeds=tuple(seeds),
+        sampler=args.sampler,
+        trials=args.trials,
+        storage=storage,
+        study=args.study,
+        prune=args.prune,
+        heartbeat=args.heartbeat,
+        data=data,
+    )
     splits, _ = _load_checked(config, spec)
     out.mkdir(parents=True, exist_ok=True)
     workers = args.workers or (len(devices) if args.devices else 1)
     report = run_sweep(sweep, splits, out, devices=devices, workers=workers, top=args.top)
     best = report["best"]
-    print(f"{report['n_complete']} of {report['n_points']} setting(s) complete; best: trial {best['trial']} "
-          + " ".join(f"{k}={v}" for k, v in best["params"].items()))
+    print(
+        f"{report['n_complete']} of {report['n_points']} setting(s) complete; "
+        f"best: trial {best['trial']} " + " ".join(f"{k}={v}" for k, v in best["params"].items())
+    )
     for split in ("valid", "test"):  # test: reported for the best setting only
         if split in best:
             print(f"best {split} over {len(seeds)} seed(s): " + _mean_std(best[split]))
@@ -466,8 +714,10 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         raise CLIError(f"--checkpoint {args.checkpoint!r}: no such file")
     stored = _read_json(path.parent / "data.json") or _read_json(path.parent.parent / "data.json")
     state, spec, device = _checked(  # all before any data is made or read
-        lambda: read_checkpoint(path), lambda: _data_spec(args, stored),
-        lambda: resolve_device(args.device))
+        lambda: read_checkpoint(path),
+        lambda: _data_spec(args, stored),
+        lambda: resolve_device(args.device),
+    )
     splits, _ = _load(spec)
     trainer = Trainer.from_checkpoint(path, splits, device=device, progress=False, state=state)
     result = trainer.evaluate(args.split)

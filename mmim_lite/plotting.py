@@ -12,8 +12,15 @@ import seaborn as sns
 __all__ = ["COLORS", "use_book_style"]
 
 #: One colour per role, the same in every figure (Okabe-Ito, safe for colour-blind readers).
-COLORS = {"estimate": "#0072B2", "truth": "#000000", "oracle": "#009E73", "baseline": "#D55E00",
-          "bound": "#E69F00", "other": "#CC79A7", "muted": "#999999"}
+COLORS = {
+    "estimate": "#0072B2",
+    "truth": "#000000",
+    "oracle": "#009E73",
+    "baseline": "#D55E00",
+    "bound": "#E69F00",
+    "other": "#CC79A7",
+    "muted": "#999999",
+}
 
 #: The colour cycle of every axes (Okabe-Ito, the colours of :data:`COLORS` first).
 _PALETTE = ["#0072B2", "#D55E00", "#009E73", "#E69F00", "#CC79A7", "#56B4E9", "#F0E442", "#000000"]
@@ -21,7 +28,19 @@ _PALETTE = ["#0072B2", "#D55E00", "#009E73", "#E69F00", "#CC79A7", "#56B4E9", "#
 
 def use_book_style() -> None:
     """Set the book's figure style through seaborn's theme (idempotent)."""
-    sns.set_theme(context="notebook", style="ticks", palette=_PALETTE, rc={
-        "figure.dpi": 150, "savefig.dpi": 150, "savefig.bbox": "tight",
-        "axes.spines.top": False, "axes.spines.right": False, "axes.grid": True, "grid.alpha": 0.3,
-        "legend.frameon": False, "lines.linewidth": 1.5})
+    sns.set_theme(
+        context="notebook",
+        style="ticks",
+        palette=_PALETTE,
+        rc={
+            "figure.dpi": 150,
+            "savefig.dpi": 150,
+            "savefig.bbox": "tight",
+            "axes.spines.top": False,
+            "axes.spines.right": False,
+            "axes.grid": True,
+            "grid.alpha": 0.3,
+            "legend.frameon": False,
+            "lines.linewidth": 1.5,
+        },
+    )

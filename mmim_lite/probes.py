@@ -41,16 +41,18 @@ def speaker_share(x: np.ndarray, speakers: Sequence[Any]) -> float:
     return float((means[group] ** 2).sum() / (x**2).sum())
 
 
-def label_r2(fit_x: np.ndarray, fit_y: np.ndarray, x: np.ndarray, y: np.ndarray,
-             ridge: float = 1.0) -> float:
+def label_r2(
+    fit_x: np.ndarray, fit_y: np.ndarray, x: np.ndarray, y: np.ndarray, ridge: float = 1.0
+) -> float:
     """R² on (``x``, ``y``) of a ridge regression (standardised features, penalty ``ridge``) of
     the label fitted on (``fit_x``, ``fit_y``)."""
     model = make_pipeline(StandardScaler(), Ridge(alpha=ridge)).fit(fit_x, fit_y)
     return float(r2_score(y, model.predict(x)))
 
 
-def representation_probes(trainer: Any, split: str = "test", fit_split: str = "train",
-                          ridge: float = 1.0) -> dict[str, float]:
+def representation_probes(
+    trainer: Any, split: str = "test", fit_split: str = "train", ridge: float = 1.0
+) -> dict[str, float]:
     """Probes of the trainer's current model (:meth:`~mmim_lite.train.Trainer.representations`)
     on ``split``: ``effective_rank_<m>`` and ``speaker_share_<m>`` for m in v, a (the speaker: a
     clip id's part before its last '_', the video id: one speaker per video in SynthMOSI), and
@@ -60,6 +62,8 @@ def representation_probes(trainer: Any, split: str = "test", fit_split: str = "t
     samples, fit_samples = trainer.datasets[split].samples, trainer.datasets[fit_split].samples
     y, fit_y = (np.array([s.label for s in d]) for d in (samples, fit_samples))
     speakers = [s.id.rpartition("_")[0] for s in samples]
-    return {**{f"effective_rank_{m}": effective_rank(h[m]) for m in "va"},
-            **{f"speaker_share_{m}": speaker_share(h[m], speakers) for m in "va"},
-            **{f"label_r2_{m}": label_r2(fit[m], fit_y, h[m], y, ridge) for m in "tva"}}
+    return {
+        **{f"effective_rank_{m}": effective_rank(h[m]) for m in "va"},
+        **{f"speaker_share_{m}": speaker_share(h[m], speakers) for m in "va"},
+        **{f"label_r2_{m}": label_r2(fit[m], fit_y, h[m], y, ridge) for m in "tva"},
+    }

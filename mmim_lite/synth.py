@@ -1,9 +1,10 @@
 """SynthMOSI: a generated stand-in for CMU-MOSI whose Bayes-optimal score is known.
 
-Sentiment ``s`` (the label) from a prior on the 43-atom lattice of multiples of 1/3 and 1/5 in [-3, 3]; irony makes
-the words express ``e = -s``; the text is a phrase of bucket ``b = clip(floor(e + text_noise N(0,1) + 1/2), -3, 3)``
-in narration; frames ``x_tc = mean_c + a_c s + b_c |s| + o_{speaker,c} + frame_sd_c N(0,1)``, speaker offsets
-``o ~ N(0, speaker_sd_c^2)``, speakers disjoint across splits. :meth:`SynthMOSI.oracle` is exact given text, frames.
+Sentiment ``s`` (the label) from a prior on the 43-atom lattice of multiples of 1/3 and 1/5 in [-3,
+3]; irony makes the words express ``e = -s``; the text is a phrase of bucket ``b = clip(floor(e +
+text_noise N(0,1) + 1/2), -3, 3)`` in narration; frames ``x_tc = mean_c + a_c s + b_c |s| +
+o_{speaker,c} + frame_sd_c N(0,1)``, speaker offsets ``o ~ N(0, speaker_sd_c^2)``, speakers disjoint
+across splits. :meth:`SynthMOSI.oracle` is exact given text, frames.
 
 Knobs beyond that (their defaults give the same clips, bit for bit; they draw from a second stream
 seeded by ``(seed, 1)``, so the clips of one seed differ only where a knob acts): ``nuisance``
@@ -19,8 +20,8 @@ from __future__ import annotations
 
 import re
 import string
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Sequence
 
 import numpy as np
 from scipy.special import entr, log_ndtr, logsumexp, ndtr
@@ -31,36 +32,99 @@ from sklearn.preprocessing import StandardScaler
 
 from .data import SPLITS, Sample
 
-__all__ = ["SynthMOSI", "SynthParams", "ChannelParams", "make_synthmosi", "text_bucket", "label_atoms",
-           "modality_mutual_information", "label_starvation", "ADJ_TEMPLATES", "ADJ_PHRASES",
-           "VERB_PHRASES", "NARRATION"]
+__all__ = [
+    "SynthMOSI",
+    "SynthParams",
+    "ChannelParams",
+    "make_synthmosi",
+    "text_bucket",
+    "label_atoms",
+    "modality_mutual_information",
+    "label_starvation",
+    "ADJ_TEMPLATES",
+    "ADJ_PHRASES",
+    "VERB_PHRASES",
+    "NARRATION",
+]
 
-ADJ_TEMPLATES = ("i thought it was {}", "the movie was {}", "honestly the acting was {}", "overall it was {}",
-                 "the story was {}", "the ending was {}", "i found it {}")
+ADJ_TEMPLATES = (
+    "i thought it was {}",
+    "the movie was {}",
+    "honestly the acting was {}",
+    "overall it was {}",
+    "the story was {}",
+    "the ending was {}",
+    "i found it {}",
+)
 ADJ_PHRASES = {
-    3: ("absolutely amazing", "really fantastic", "incredibly good", "truly wonderful", "just brilliant",
-        "extremely funny"), 2: ("good", "great", "enjoyable", "funny", "well made", "fun to watch"),
-    1: ("not bad", "kind of nice", "pretty decent", "somewhat interesting", "a little charming", "not too bad"),
+    3: (
+        "absolutely amazing",
+        "really fantastic",
+        "incredibly good",
+        "truly wonderful",
+        "just brilliant",
+        "extremely funny",
+    ),
+    2: ("good", "great", "enjoyable", "funny", "well made", "fun to watch"),
+    1: (
+        "not bad",
+        "kind of nice",
+        "pretty decent",
+        "somewhat interesting",
+        "a little charming",
+        "not too bad",
+    ),
     0: ("okay", "average", "neither good nor bad", "so so", "fine i guess"),
-    -1: ("not great", "a bit slow", "kind of boring", "somewhat disappointing", "a little dull", "not very good"),
-    -2: ("bad", "boring", "disappointing", "dull", "poorly made", "not good"), -3: ("absolutely terrible",
-         "really awful", "incredibly boring", "truly horrible", "just the worst", "extremely bad")}
-VERB_PHRASES = {3: ("i absolutely loved it", "i really loved this movie", "i would watch it again and again"),
-                2: ("i liked it", "i enjoyed it", "i would recommend it"),
-                1: ("i kind of liked it", "it had some good moments", "i mostly enjoyed it"),
-                0: ("i do not have strong feelings about it", "i have mixed feelings about it"),
-                -1: ("i did not really enjoy it", "it could have been better", "i was a little let down"),
-                -2: ("i did not like it", "i would not recommend it", "i was bored"),
-                -3: ("i absolutely hated it", "i really hated this movie", "it was a complete waste of time")}
-NARRATION = ("the movie is about a family that moves to a small town", "i saw it on friday with my sister",
-             "it came out last summer", "the main character is a police officer", "it runs about two hours",
-             "there is a twist near the end", "it is based on a book", "the director made another film a few years ago",
-             "most of it takes place in new york", "i went to the late show", "my friend told me to see it",
-             "there are a lot of characters in it", "it is the second movie in the series",
-             "the trailer came out in the spring")
+    -1: (
+        "not great",
+        "a bit slow",
+        "kind of boring",
+        "somewhat disappointing",
+        "a little dull",
+        "not very good",
+    ),
+    -2: ("bad", "boring", "disappointing", "dull", "poorly made", "not good"),
+    -3: (
+        "absolutely terrible",
+        "really awful",
+        "incredibly boring",
+        "truly horrible",
+        "just the worst",
+        "extremely bad",
+    ),
+}
+VERB_PHRASES = {
+    3: ("i absolutely loved it", "i really loved this movie", "i would watch it again and again"),
+    2: ("i liked it", "i enjoyed it", "i would recommend it"),
+    1: ("i kind of liked it", "it had some good moments", "i mostly enjoyed it"),
+    0: ("i do not have strong feelings about it", "i have mixed feelings about it"),
+    -1: ("i did not really enjoy it", "it could have been better", "i was a little let down"),
+    -2: ("i did not like it", "i would not recommend it", "i was bored"),
+    -3: ("i absolutely hated it", "i really hated this movie", "it was a complete waste of time"),
+}
+NARRATION = (
+    "the movie is about a family that moves to a small town",
+    "i saw it on friday with my sister",
+    "it came out last summer",
+    "the main character is a police officer",
+    "it runs about two hours",
+    "there is a twist near the end",
+    "it is based on a book",
+    "the director made another film a few years ago",
+    "most of it takes place in new york",
+    "i went to the late show",
+    "my friend told me to see it",
+    "there are a lot of characters in it",
+    "it is the second movie in the series",
+    "the trailer came out in the spring",
+)
 _FILLERS = ("", "", "", "um ", "uh ", "so ", "and ")
-_PHRASE_BUCKET = {p: b for lexicon in (ADJ_PHRASES, VERB_PHRASES) for b, ps in lexicon.items() for p in ps}
-_PHRASE_RE = re.compile(r"\b(" + "|".join(re.escape(p) for p in sorted(_PHRASE_BUCKET, key=len, reverse=True)) + r")\b")
+_PHRASE_BUCKET = {
+    p: b for lexicon in (ADJ_PHRASES, VERB_PHRASES) for b, ps in lexicon.items() for p in ps
+}
+_PHRASE_RE = re.compile(
+    r"\b(" + "|".join(re.escape(p) for p in sorted(_PHRASE_BUCKET, key=len, reverse=True)) + r")\b"
+)
 _HALF = len(NARRATION) // 2
 _NARRATION_RE = re.compile("|".join(re.escape(p) for p in NARRATION))
 _ID_CHARS = string.ascii_letters + string.digits + "_-"
@@ -68,10 +132,13 @@ _MODALITIES = ("t", "v", "a")
 
 
 def text_bucket(text: str) -> int:
-    """The bucket b in {-3..3} a SynthMOSI text expresses (0 if it only narrates): what the text oracle sees."""
+    """The bucket b in {-3..3} a SynthMOSI text expresses (0 if it only narrates): what the text
+    oracle sees."""
     found = {_PHRASE_BUCKET[m] for m in _PHRASE_RE.findall(text)}
     if len(found) > 1:
-        raise ValueError(f"expected at most one evaluative phrase, found buckets {sorted(found)} in {text!r}")
+        raise ValueError(
+            f"expected at most one evaluative phrase, found buckets {sorted(found)} in {text!r}"
+        )
     return found.pop() if found else 0
 
 
@@ -90,9 +157,14 @@ def _make_text(b: int, rng: np.random.Generator, side: int = -1) -> str:
     def narrate() -> str:  # side >= 0: the same draw, moved to that half
         j = int(rng.integers(len(NARRATION)))
         return NARRATION[j if side < 0 else j % _HALF + _HALF * side]
+
     parts = [pick(_FILLERS) + narrate()] if rng.random() < 0.5 else []
     if b != 0 or rng.random() < 0.5:  # neutral clips sometimes only narrate
-        core = pick(ADJ_TEMPLATES).format(pick(ADJ_PHRASES[b])) if rng.random() < 0.6 else pick(VERB_PHRASES[b])
+        core = (
+            pick(ADJ_TEMPLATES).format(pick(ADJ_PHRASES[b]))
+            if rng.random() < 0.6
+            else pick(VERB_PHRASES[b])
+        )
         parts.append(pick(_FILLERS) + core)
     if rng.random() < 0.3 or not parts:
         parts.append(pick(_FILLERS) + narrate())
@@ -100,7 +172,8 @@ def _make_text(b: int, rng: np.random.Generator, side: int = -1) -> str:
 
 
 def label_atoms() -> np.ndarray:
-    """The label lattice: multiples of 1/3 and of 1/5 in [-3, 3], as float32-representable values."""
+    """The label lattice: multiples of 1/3 and of 1/5 in [-3, 3], as float32-representable
+    values."""
     values = {round(k / 3, 6) for k in range(-9, 10)} | {round(k / 5, 6) for k in range(-15, 16)}
     return np.array(sorted(values), dtype=np.float32).astype(np.float64)
 
@@ -140,8 +213,15 @@ class SynthParams:
     share_frame_count: bool = True
 
 
-def _channels(rng: np.random.Generator, dim: int, frames: tuple[int, int], signal: float,
-              polarity_frac: float, intensity_frac: float, speaker_sd: float) -> ChannelParams:
+def _channels(
+    rng: np.random.Generator,
+    dim: int,
+    frames: tuple[int, int],
+    signal: float,
+    polarity_frac: float,
+    intensity_frac: float,
+    speaker_sd: float,
+) -> ChannelParams:
     n_pol = max(1, round(polarity_frac * dim))
     n_int = min(max(1, round(intensity_frac * dim)), dim - n_pol) if dim > 1 else 0
     a, b = np.zeros(dim), np.zeros(dim)
@@ -151,8 +231,15 @@ def _channels(rng: np.random.Generator, dim: int, frames: tuple[int, int], signa
         b[n_pol : n_pol + n_int] = rng.uniform(0.5, 1.5, n_int)
         b *= 0.8 * signal / np.linalg.norm(b)
     perm = rng.permutation(dim)
-    return ChannelParams(rng.normal(0.0, 1.0, dim), a[perm], b[perm], rng.uniform(0.8, 1.2, dim),
-                         speaker_sd * rng.uniform(0.75, 1.25, dim), frames, np.zeros(dim))
+    return ChannelParams(
+        rng.normal(0.0, 1.0, dim),
+        a[perm],
+        b[perm],
+        rng.uniform(0.8, 1.2, dim),
+        speaker_sd * rng.uniform(0.75, 1.25, dim),
+        frames,
+        np.zeros(dim),
+    )
 
 
 def _bucket_given_s(p: SynthParams) -> np.ndarray:
@@ -163,6 +250,7 @@ def _bucket_given_s(p: SynthParams) -> np.ndarray:
     def given(e: np.ndarray) -> np.ndarray:  # P(clip(floor(e + noise + 1/2)) = b)
         z = p.text_noise
         return ndtr((upper - e[:, None]) / z) - ndtr((lower - e[:, None]) / z)
+
     return (1 - p.irony_rate) * given(p.atoms) + p.irony_rate * given(-p.atoms)
 
 
@@ -178,16 +266,33 @@ def _frame_counts(frames: tuple[int, int], u: np.ndarray) -> np.ndarray:
 
 
 class SynthMOSI:
-    """A SynthMOSI draw: ``.splits`` like :func:`~mmim_lite.data.load_dataset`; per-split ground truth ``latent`` s,
-    ``ironic``, ``bucket``, ``speaker`` (per clip: the face's, in the clip id), ``voice_speaker``,
-    ``nuisance`` u (per clip), ``videos``, ``offsets["v"|"a"]`` (per speaker); ``params``."""
+    """A SynthMOSI draw: ``.splits`` like :func:`~mmim_lite.data.load_dataset`; per-split ground
+    truth ``latent`` s, ``ironic``, ``bucket``, ``speaker`` (per clip: the face's, in the clip id),
+    ``voice_speaker``, ``nuisance`` u (per clip), ``videos``, ``offsets["v"|"a"]`` (per speaker);
+    ``params``."""
 
-    def __init__(self, splits: dict[str, list[Sample]], params: SynthParams, latent: dict[str, np.ndarray],
-                 ironic: dict[str, np.ndarray], bucket: dict[str, np.ndarray], speaker: dict[str, np.ndarray],
-                 videos: dict[str, list[str]], offsets: dict[str, dict[str, np.ndarray]], seed: int,
-                 voice_speaker: dict[str, np.ndarray], nuisance: dict[str, np.ndarray]) -> None:
+    def __init__(
+        self,
+        splits: dict[str, list[Sample]],
+        params: SynthParams,
+        latent: dict[str, np.ndarray],
+        ironic: dict[str, np.ndarray],
+        bucket: dict[str, np.ndarray],
+        speaker: dict[str, np.ndarray],
+        videos: dict[str, list[str]],
+        offsets: dict[str, dict[str, np.ndarray]],
+        seed: int,
+        voice_speaker: dict[str, np.ndarray],
+        nuisance: dict[str, np.ndarray],
+    ) -> None:
         self.splits, self.params, self.latent, self.ironic = splits, params, latent, ironic
-        self.bucket, self.speaker, self.videos, self.offsets, self.seed = bucket, speaker, videos, offsets, seed
+        self.bucket, self.speaker, self.videos, self.offsets, self.seed = (
+            bucket,
+            speaker,
+            videos,
+            offsets,
+            seed,
+        )
         self.voice_speaker, self.nuisance = voice_speaker, nuisance
 
     def _samples(self, split: str) -> list[Sample]:
@@ -198,11 +303,13 @@ class SynthMOSI:
     def log_likelihood(self, split: str, modalities: Sequence[str]) -> np.ndarray:
         """log p(observed modalities | s = atom_k), shape (N, K), up to a per-clip constant (a str:
         one modality per letter, "v" or "tva"); the offsets and the nuisance u integrated out."""
-        return self._add_log_likelihood(split, modalities, np.zeros((len(self._samples(split)),
-                                                                     len(self.params.atoms))))
+        return self._add_log_likelihood(
+            split, modalities, np.zeros((len(self._samples(split)), len(self.params.atoms)))
+        )
 
-    def _add_log_likelihood(self, split: str, modalities: Sequence[str],
-                            logp: np.ndarray) -> np.ndarray:
+    def _add_log_likelihood(
+        self, split: str, modalities: Sequence[str], logp: np.ndarray
+    ) -> np.ndarray:
         """``logp`` plus log p(modalities | s). Given s and u the frame means are independent
         Gaussians (precision w with the offset integrated out), so u | s, frames ~ N(m_s, v), v
         = 1 / (1 + sum w g^2), m_s = v sum w g (xbar - f(s)): u adds 1/2 log v + m_s^2 / (2 v)
@@ -210,8 +317,9 @@ class SynthMOSI:
         Phi(+-kappa m_s / sqrt(1 + kappa^2 v)) (E Phi(kappa u) over that Gaussian): closed
         forms, no quadrature. kappa = 0: the modalities' terms alone, as before."""
         if any(m not in _MODALITIES for m in modalities) or len(set(modalities)) != len(modalities):
-            raise ValueError(f"expected distinct modalities from {_MODALITIES}, "
-                             f"found {tuple(modalities)}")
+            raise ValueError(
+                f"expected distinct modalities from {_MODALITIES}, found {tuple(modalities)}"
+            )
         samples, p = self._samples(split), self.params
         wgg, wgx = 0.0, 0.0  # sums over frame channels: w g^2 (N, 1), w g (xbar - f(s)) (N, K)
         for m in modalities:
@@ -223,8 +331,11 @@ class SynthMOSI:
             ch = p.visual if m == "v" else p.acoustic
             frames = [x.visual if m == "v" else x.acoustic for x in samples]
             lengths = np.array([len(x) for x in frames], dtype=np.float64)[:, None]
-            xbar = (np.stack([x.mean(axis=0, dtype=np.float64) for x in frames]) if frames
-                    else np.zeros((0, len(ch.mean))))
+            xbar = (
+                np.stack([x.mean(axis=0, dtype=np.float64) for x in frames])
+                if frames
+                else np.zeros((0, len(ch.mean)))
+            )
             w = 1.0 / (ch.speaker_sd**2 + ch.frame_sd**2 / lengths)  # offset integrated out
             logp += _gauss_loglik(xbar, w, ch.f(p.atoms))
             wg = w * ch.nuisance
@@ -242,46 +353,70 @@ class SynthMOSI:
     def posterior(self, split: str, modalities: Sequence[str] = _MODALITIES) -> np.ndarray:
         """p(s = atom_k | observed modalities), shape (N, K); rows sum to 1."""
         shape = (len(self._samples(split)), len(self.params.atoms))
-        logp = self._add_log_likelihood(split, modalities,
-                                        np.broadcast_to(np.log(self.params.prior), shape).copy())
+        logp = self._add_log_likelihood(
+            split, modalities, np.broadcast_to(np.log(self.params.prior), shape).copy()
+        )
         return np.exp(logp - logsumexp(logp, axis=1, keepdims=True))
 
     def oracle(self, split: str, modalities: Sequence[str] = _MODALITIES) -> np.ndarray:
         """Posterior median of s (the first atom whose CDF reaches 1/2; MAE-optimal), shape (N,)."""
         cdf = np.cumsum(self.posterior(split, modalities), axis=1)
-        return self.params.atoms[np.minimum((cdf < 0.5 - 1e-12).sum(axis=1), len(self.params.atoms) - 1)]
+        return self.params.atoms[
+            np.minimum((cdf < 0.5 - 1e-12).sum(axis=1), len(self.params.atoms) - 1)
+        ]
 
 
-def _frames(rng: np.random.Generator, ch: ChannelParams, u: np.ndarray, clip_means: np.ndarray) -> list[np.ndarray]:
+def _frames(
+    rng: np.random.Generator, ch: ChannelParams, u: np.ndarray, clip_means: np.ndarray
+) -> list[np.ndarray]:
     lengths = _frame_counts(ch.frames, u)
-    frames = (rng.standard_normal((int(lengths.sum()), len(ch.mean)), dtype=np.float32) * ch.frame_sd.astype(np.float32)
-              + np.repeat(clip_means.astype(np.float32), lengths, axis=0))
+    frames = rng.standard_normal(
+        (int(lengths.sum()), len(ch.mean)), dtype=np.float32
+    ) * ch.frame_sd.astype(np.float32) + np.repeat(clip_means.astype(np.float32), lengths, axis=0)
     return np.split(frames, np.cumsum(lengths)[:-1]) if len(lengths) else []
 
 
-def make_synthmosi(n_train: int = 1284, n_valid: int = 229, n_test: int = 686, seed: int = 0, *,
-                   visual_dim: int = 20, acoustic_dim: int = 5, visual_frames: Sequence[int] = (10, 50),
-                   acoustic_frames: Sequence[int] = (10, 50), irony_rate: float = 0.1, p_zero: float = 0.07,
-                   text_noise: float = 0.7, visual_signal: float = 0.25, acoustic_signal: float = 0.2,
-                   speaker_sd: float = 0.5, n_speakers: Sequence[int] = (52, 10, 31),
-                   nuisance: float = 0.0, share_speaker: bool = True,
-                   share_frame_count: bool = True) -> SynthMOSI:
-    """Generate SynthMOSI (see the module docstring): by default MOSI's split sizes and speakers, 20-d visual and 5-d
-    acoustic frames, 10-50 per clip; signal strengths are sums of squared loadings, whatever the
-    dimension; ``nuisance`` kappa, ``share_speaker``, ``share_frame_count``: the knobs of the
-    module docstring."""
+def make_synthmosi(
+    n_train: int = 1284,
+    n_valid: int = 229,
+    n_test: int = 686,
+    seed: int = 0,
+    *,
+    visual_dim: int = 20,
+    acoustic_dim: int = 5,
+    visual_frames: Sequence[int] = (10, 50),
+    acoustic_frames: Sequence[int] = (10, 50),
+    irony_rate: float = 0.1,
+    p_zero: float = 0.07,
+    text_noise: float = 0.7,
+    visual_signal: float = 0.25,
+    acoustic_signal: float = 0.2,
+    speaker_sd: float = 0.5,
+    n_speakers: Sequence[int] = (52, 10, 31),
+    nuisance: float = 0.0,
+    share_speaker: bool = True,
+    share_frame_count: bool = True,
+) -> SynthMOSI:
+    """Generate SynthMOSI (see the module docstring): by default MOSI's split sizes and speakers,
+    20-d visual and 5-d acoustic frames, 10-50 per clip; signal strengths are sums of squared
+    loadings, whatever the dimension; ``nuisance`` kappa, ``share_speaker``, ``share_frame_count``:
+    the knobs of the module docstring."""
     sizes = dict(zip(SPLITS, (n_train, n_valid, n_test)))
     for name, value in [*sizes.items(), ("visual_dim", visual_dim), ("acoustic_dim", acoustic_dim)]:
         if int(value) != value or value < (0 if name in SPLITS else 1):
             raise ValueError(f"expected a non-negative integer {name}, found {value!r}")
     if len(n_speakers) != 3 or any(int(v) != v or v < 1 for v in n_speakers):
-        raise ValueError(f"expected n_speakers = (train, valid, test), each >= 1, found {tuple(n_speakers)}")
+        raise ValueError(
+            f"expected n_speakers = (train, valid, test), each >= 1, found {tuple(n_speakers)}"
+        )
     for name, (lo, hi) in (("visual_frames", visual_frames), ("acoustic_frames", acoustic_frames)):
         if not 1 <= lo <= hi:
             raise ValueError(f"expected {name} = (lo, hi) with 1 <= lo <= hi, found {(lo, hi)}")
     if not (0 <= irony_rate <= 1 and 0 <= p_zero < 1 and text_noise > 0):
-        raise ValueError("expected irony_rate in [0,1], p_zero in [0,1), text_noise > 0; "
-                         f"found {irony_rate}, {p_zero}, {text_noise}")
+        raise ValueError(
+            "expected irony_rate in [0,1], p_zero in [0,1), text_noise > 0; "
+            f"found {irony_rate}, {p_zero}, {text_noise}"
+        )
     if not 0 <= nuisance < np.inf:
         raise ValueError(f"expected a finite nuisance >= 0, found {nuisance!r}")
     for name, value in (("share_speaker", share_speaker), ("share_frame_count", share_frame_count)):
@@ -291,20 +426,42 @@ def make_synthmosi(n_train: int = 1284, n_valid: int = 229, n_test: int = 686, s
     bumps = 0.45 * np.exp(-0.5 * (atoms + 1.3) ** 2) + 0.55 * np.exp(-0.5 * (atoms - 1.2) ** 2)
     prior = np.where(atoms == 0, 0.0, bumps)
     prior = prior / prior.sum() * (1 - p_zero) + np.where(atoms == 0, p_zero, 0.0)
-    params = SynthParams(atoms, prior, p_zero, irony_rate, text_noise,
-                         _channels(rng, visual_dim, tuple(visual_frames), visual_signal, 0.3, 0.2, speaker_sd),
-                         _channels(rng, acoustic_dim, tuple(acoustic_frames), acoustic_signal, 0.2, 0.4, speaker_sd))
+    params = SynthParams(
+        atoms,
+        prior,
+        p_zero,
+        irony_rate,
+        text_noise,
+        _channels(rng, visual_dim, tuple(visual_frames), visual_signal, 0.3, 0.2, speaker_sd),
+        _channels(rng, acoustic_dim, tuple(acoustic_frames), acoustic_signal, 0.2, 0.4, speaker_sd),
+    )
     params.nuisance, params.share_speaker = float(nuisance), bool(share_speaker)
     params.share_frame_count, aux = bool(share_frame_count), np.random.default_rng([seed, 1])
     for ch in (params.visual, params.acoustic):
         w = aux.standard_normal(len(ch.mean))
         ch.nuisance = nuisance * ch.frame_sd * w / np.linalg.norm(w)
     used_videos: set[str] = set()
-    out: dict[str, dict] = {k: {} for k in ("splits", "latent", "ironic", "bucket", "speaker",
-                                            "videos", "offsets", "voice_speaker", "nuisance")}
+    out: dict[str, dict] = {
+        k: {}
+        for k in (
+            "splits",
+            "latent",
+            "ironic",
+            "bucket",
+            "speaker",
+            "videos",
+            "offsets",
+            "voice_speaker",
+            "nuisance",
+        )
+    }
     for split, n, n_spk_default in zip(SPLITS, sizes.values(), n_speakers):
         n_spk = params.speakers[split] = min(n_spk_default, n)
-        counts = 1 + rng.multinomial(n - n_spk, rng.dirichlet(np.full(n_spk, 2.0))) if n_spk else np.zeros(0, int)
+        counts = (
+            1 + rng.multinomial(n - n_spk, rng.dirichlet(np.full(n_spk, 2.0)))
+            if n_spk
+            else np.zeros(0, int)
+        )
         speaker, videos = np.repeat(np.arange(n_spk), counts), []
         while len(videos) < n_spk:
             vid = "".join(_ID_CHARS[i] for i in rng.integers(len(_ID_CHARS), size=11))
@@ -314,29 +471,43 @@ def make_synthmosi(n_train: int = 1284, n_valid: int = 229, n_test: int = 686, s
         s = atoms[rng.choice(len(atoms), size=n, p=prior)]
         ironic = rng.random(n) < irony_rate
         expressed = np.where(ironic, -s, s)
-        bucket = np.clip(np.floor(expressed + text_noise * rng.standard_normal(n) + 0.5), -3, 3).astype(np.int64)
+        bucket = np.clip(
+            np.floor(expressed + text_noise * rng.standard_normal(n) + 0.5), -3, 3
+        ).astype(np.int64)
         nu, coin, u_voice = aux.standard_normal(n), aux.random(n), aux.random(n)
         side = np.where(coin < ndtr(nuisance * nu), 1, 0) if nuisance else np.full(n, -1)
         voice = speaker if share_speaker or not n else aux.choice(n_spk, size=n, p=counts / n)
         texts = [_make_text(int(b), rng, int(c)) for b, c in zip(bucket, side)]
-        offsets = {m: rng.standard_normal((n_spk, len(ch.mean))) * ch.speaker_sd
-                   for m, ch in (("v", params.visual), ("a", params.acoustic))}
+        offsets = {
+            m: rng.standard_normal((n_spk, len(ch.mean))) * ch.speaker_sd
+            for m, ch in (("v", params.visual), ("a", params.acoustic))
+        }
         u = rng.random(n)
-        vis = _frames(rng, params.visual, u, params.visual.f(s) + offsets["v"][speaker]
-                      + nu[:, None] * params.visual.nuisance)
-        aco = _frames(*((rng, params.acoustic, u) if share_frame_count
-                        else (aux, params.acoustic, u_voice)),
-                      params.acoustic.f(s) + offsets["a"][voice]
-                      + nu[:, None] * params.acoustic.nuisance)
-        clip_no = np.concatenate([np.arange(1, c + 1) for c in counts]) if n_spk else np.zeros(0, int)
-        clips = [Sample(texts[i], vis[i], aco[i], float(s[i]), f"{videos[speaker[i]]}_{clip_no[i]}") for i in range(n)]
+        vis = _frames(
+            rng,
+            params.visual,
+            u,
+            params.visual.f(s) + offsets["v"][speaker] + nu[:, None] * params.visual.nuisance,
+        )
+        aco = _frames(
+            *((rng, params.acoustic, u) if share_frame_count else (aux, params.acoustic, u_voice)),
+            params.acoustic.f(s) + offsets["a"][voice] + nu[:, None] * params.acoustic.nuisance,
+        )
+        clip_no = (
+            np.concatenate([np.arange(1, c + 1) for c in counts]) if n_spk else np.zeros(0, int)
+        )
+        clips = [
+            Sample(texts[i], vis[i], aco[i], float(s[i]), f"{videos[speaker[i]]}_{clip_no[i]}")
+            for i in range(n)
+        ]
         for key, value in zip(out, (clips, s, ironic, bucket, speaker, videos, offsets, voice, nu)):
             out[key][split] = value
     return SynthMOSI(params=params, seed=seed, **out)
 
 
 def _frame_count_information(v: tuple[int, int], a: tuple[int, int]) -> float:
-    """I(L_v; L_a) in nats, exact: both counts are steps of one uniform u (one interval per cell)."""
+    """I(L_v; L_a) in nats, exact: both counts are steps of one uniform u (one interval per
+    cell)."""
     edges = np.union1d(*(np.arange(hi - lo + 2) / (hi - lo + 1) for lo, hi in (v, a)))
     mid, mass = (edges[:-1] + edges[1:]) / 2, np.diff(edges)
     lv, la = _frame_counts(v, mid), _frame_counts(a, mid)
@@ -344,10 +515,13 @@ def _frame_count_information(v: tuple[int, int], a: tuple[int, int]) -> float:
     return float(np.sum(mass * np.log(mass / (pv * pa))))
 
 
-def modality_mutual_information(source: SynthMOSI | SynthParams,
-                                pairs: Sequence[str] = ("tv", "ta", "va"), n: int = 20_000,
-                                seed: int = 0, split: str | None = None
-                                ) -> dict[str, tuple[float, float]]:
+def modality_mutual_information(
+    source: SynthMOSI | SynthParams,
+    pairs: Sequence[str] = ("tv", "ta", "va"),
+    n: int = 20_000,
+    seed: int = 0,
+    split: str | None = None,
+) -> dict[str, tuple[float, float]]:
     """I(text; face), I(text; voice), I(face; voice) of a generated clip, in nats:
     {pair: (estimate, standard error)}, a pair named by two of "t", "v", "a".
 
@@ -376,8 +550,9 @@ def modality_mutual_information(source: SynthMOSI | SynthParams,
     modalities beyond s, which this computation does not integrate."""
     p = source.params if isinstance(source, SynthMOSI) else source
     if p.nuisance:
-        raise ValueError("expected nuisance 0 (the shared latent u is not integrated here), "
-                         f"found {p.nuisance}")
+        raise ValueError(
+            f"expected nuisance 0 (the shared latent u is not integrated here), found {p.nuisance}"
+        )
     bad = [q for q in pairs if len(q) != 2 or q[0] == q[1] or not set(q) <= set(_MODALITIES)]
     if bad or int(n) != n or n < 2:
         raise ValueError(f"expected pairs of two of {_MODALITIES} and n >= 2, found {bad}, n={n}")
@@ -389,8 +564,10 @@ def modality_mutual_information(source: SynthMOSI | SynthParams,
     elif isinstance(source, SynthMOSI):
         if not source._samples(split):  # a clear error for an unknown split, too
             raise ValueError(f"expected a split with clips, found {split!r} empty")
-        weights = {m: np.bincount(x, minlength=p.speakers[split]) / len(x)
-                   for m, x in (("v", source.speaker[split]), ("a", source.voice_speaker[split]))}
+        weights = {
+            m: np.bincount(x, minlength=p.speakers[split]) / len(x)
+            for m, x in (("v", source.speaker[split]), ("a", source.voice_speaker[split]))
+        }
         offsets, spk_var = source.offsets[split], {m: 0.0 for m in chans}
     else:
         raise ValueError(f"expected a SynthMOSI with split={split!r}, found SynthParams")
@@ -413,8 +590,10 @@ def modality_mutual_information(source: SynthMOSI | SynthParams,
     b_given_s, terms = _bucket_given_s(p), {q: np.empty(n) for q in pairs}
     step = max(1, 2**21 // (n_atoms * n_spk))
     for i in range(0, n, step):
-        ll = {m: log_pz[m] + _gauss_loglik(xbar[m][i : i + step], prec[m][i : i + step], mu[m])
-              for m in chans}  # log p(z, xbar_m) up to a per-clip constant
+        ll = {
+            m: log_pz[m] + _gauss_loglik(xbar[m][i : i + step], prec[m][i : i + step], mu[m])
+            for m in chans
+        }  # log p(z, xbar_m) up to a per-clip constant
         if not shared:
             ll = {m: logsumexp(x.reshape(len(x), n_atoms, n_spk), 2) for m, x in ll.items()}
         lz = log_pz["v"] if shared else log_ps
@@ -426,17 +605,28 @@ def modality_mutual_information(source: SynthMOSI | SynthParams,
             else:  # the per-clip constants cancel
                 with np.errstate(invalid="ignore"):  # -inf - -inf where the prior is 0
                     joint = np.where(np.isfinite(lz), ll["v"] + ll["a"] - lz, -np.inf)
-                terms[q][i : i + step] = (logsumexp(joint, 1) - logsumexp(ll["v"], 1)
-                                          - logsumexp(ll["a"], 1))
+                terms[q][i : i + step] = (
+                    logsumexp(joint, 1) - logsumexp(ll["v"], 1) - logsumexp(ll["a"], 1)
+                )
     h_b = entr(p.prior @ b_given_s).sum()
-    i_l = (_frame_count_information(p.visual.frames, p.acoustic.frames)
-           if p.share_frame_count else 0.0)
-    return {q: (float(h_b - t.mean() if "t" in q else i_l + t.mean()),
-                float(t.std(ddof=1) / np.sqrt(n))) for q, t in terms.items()}
+    i_l = (
+        _frame_count_information(p.visual.frames, p.acoustic.frames) if p.share_frame_count else 0.0
+    )
+    return {
+        q: (
+            float(h_b - t.mean() if "t" in q else i_l + t.mean()),
+            float(t.std(ddof=1) / np.sqrt(n)),
+        )
+        for q, t in terms.items()
+    }
 
 
-def label_starvation(data: SynthMOSI, n_labels: Sequence[int | None] = (64, None),
-                     modalities: str = "tva", seed: int = 0) -> dict[str, float]:
+def label_starvation(
+    data: SynthMOSI,
+    n_labels: Sequence[int | None] = (64, None),
+    modalities: str = "tva",
+    seed: int = 0,
+) -> dict[str, float]:
     """Are the raw features label-starved? Test-split R^2 of ridge regressions of the label on
     per-clip features (the text bucket one-hot for "t", the frame means of face "v" and voice "a"),
     each fitted on ``n`` random training clips (``None``: all; standardised features, the penalty
@@ -448,9 +638,13 @@ def label_starvation(data: SynthMOSI, n_labels: Sequence[int | None] = (64, None
     def features(split: str) -> np.ndarray:
         xs = data._samples(split)
         cols = [np.eye(7)[[text_bucket(x.text) + 3 for x in xs]]] if "t" in modalities else []
-        cols += [np.stack([(x.visual if m == "v" else x.acoustic).mean(0, dtype=np.float64)
-                           for x in xs]) for m in "va" if m in modalities]
+        cols += [
+            np.stack([(x.visual if m == "v" else x.acoustic).mean(0, dtype=np.float64) for x in xs])
+            for m in "va"
+            if m in modalities
+        ]
         return np.hstack(cols)
+
     x_train, x_test = features("train"), features("test")
     y_train, y_test = data.latent["train"], data.latent["test"]
     rng, out = np.random.default_rng(seed), {}
@@ -459,7 +653,8 @@ def label_starvation(data: SynthMOSI, n_labels: Sequence[int | None] = (64, None
             raise ValueError(f"expected n_labels between 2 and {len(y_train)} (or None), found {n}")
         rows = np.arange(len(y_train)) if n is None else rng.choice(len(y_train), n, replace=False)
         ridge = make_pipeline(StandardScaler(), RidgeCV(alphas=np.logspace(-3, 4, 15)))
-        out["all" if n is None else str(n)] = float(r2_score(
-            y_test, ridge.fit(x_train[rows], y_train[rows]).predict(x_test)))
+        out["all" if n is None else str(n)] = float(
+            r2_score(y_test, ridge.fit(x_train[rows], y_train[rows]).predict(x_test))
+        )
     mean = data.posterior("test", tuple(modalities)) @ data.params.atoms
     return {**out, "oracle": float(r2_score(y_test, mean))}

@@ -1,6 +1,7 @@
 """Build the book with warnings as errors, check that every chapter page exists, that no TeX is
 left as text in its prose, that its formulas render in a browser that has no network, and that
 the published build (and only it) has the repository's buttons."""
+
 import base64
 import json
 import re
@@ -26,7 +27,9 @@ def _toc_files() -> list[str]:
 
 
 def test_every_chapter_is_a_committed_executed_notebook():
-    chapters = [name for name in _toc_files() if not (ROOT / "book" / f"{name}.md").is_file()]  # .md: prose pages
+    chapters = [
+        name for name in _toc_files() if not (ROOT / "book" / f"{name}.md").is_file()
+    ]  # .md: prose pages
     assert len(chapters) >= 7
     for name in chapters:
         nb = json.loads((ROOT / "book" / f"{name}.ipynb").read_text())
@@ -50,12 +53,20 @@ def test_every_figure_uses_the_book_style_and_is_numbered():
         draws = [i for i, s in enumerate(code) if "plt.subplots(" in s or "plt.figure(" in s]
         if draws:
             styled = [i for i, s in enumerate(code) if "use_book_style()" in s]
-            assert styled and styled[0] <= draws[0], f"{name}: use_book_style() must run before the first figure"
+            assert styled and styled[0] <= draws[0], (
+                f"{name}: use_book_style() must run before the first figure"
+            )
         glued = set(re.findall(r'glue\("(fig_\w+)", fig', "\n".join(code)))
-        placed = re.findall(r"```\{glue:figure\} (fig_\w+)\n:name: (fig-[\w-]+)\n:alt: \S", "\n".join(sources))
-        assert glued == {g for g, _ in placed}, f"{name}: glued {sorted(glued)}, placed {sorted(placed)}"
+        placed = re.findall(
+            r"```\{glue:figure\} (fig_\w+)\n:name: (fig-[\w-]+)\n:alt: \S", "\n".join(sources)
+        )
+        assert glued == {g for g, _ in placed}, (
+            f"{name}: glued {sorted(glued)}, placed {sorted(placed)}"
+        )
         n_drawn = sum(s.count("plt.subplots(") + s.count("plt.figure(") for s in code)
-        assert n_drawn == len(glued), f"{name}: {n_drawn} figures drawn, {len(glued)} glued and numbered"
+        assert n_drawn == len(glued), (
+            f"{name}: {n_drawn} figures drawn, {len(glued)} glued and numbered"
+        )
         total += len(placed)
     assert total >= 19  # the book's figures were found (the patterns above match them)
 
@@ -79,16 +90,16 @@ def _png_size(data: str) -> tuple[int, float]:
     width = struct.unpack(">I", png[16:20])[0]
     at = png.find(b"pHYs")
     assert at > 0, "the PNG does not say its resolution"
-    per_metre, _, unit = struct.unpack(">IIB", png[at + 4:at + 13])
+    per_metre, _, unit = struct.unpack(">IIB", png[at + 4 : at + 13])
     assert unit == 1, "the PNG's resolution is not in pixels per metre"
     return width, per_metre * 0.0254
 
 
 def test_figures_and_outputs_fit_the_page():
-    """Every stored figure (shown or glued) is drawn at >= 150 dpi and is at most about 8 inches wide (8.2)
-    (stacked panels rather than wide ones): the book's column shows about 6.8 inches, so the
-    style's 11 pt labels stay above 10 pt on the page (and the PNG under 1,600 px). No output line
-    outside a collapsed cell is over 100 characters, so a page never scrolls sideways."""
+    """Every stored figure (shown or glued) is drawn at >= 150 dpi and is at most about 8 inches
+    wide (8.2) (stacked panels rather than wide ones): the book's column shows about 6.8 inches, so
+    the style's 11 pt labels stay above 10 pt on the page (and the PNG under 1,600 px). No output
+    line outside a collapsed cell is over 100 characters, so a page never scrolls sideways."""
     for name in _toc_files():
         path = ROOT / "book" / f"{name}.ipynb"
         if not path.is_file() or name in _READABILITY_PENDING:
@@ -106,7 +117,9 @@ def test_figures_and_outputs_fit_the_page():
                     assert dpi >= 149.5 and width <= 1600 and width / dpi <= 8.2, where
                 # the page shows a figure or a table's HTML, not their text form ("<Figure ...>")
                 text = "".join(out.get("text", ""))
-                text += "" if figures or "text/html" in data else "".join(data.get("text/plain", ""))
+                text += (
+                    "" if figures or "text/html" in data else "".join(data.get("text/plain", ""))
+                )
                 long = [line for line in text.splitlines() if len(line) > 100]
                 assert collapsed or not long, f"{name} cell {i}: an output line of {len(long[0])}"
 
@@ -114,8 +127,16 @@ def test_figures_and_outputs_fit_the_page():
 def _build_book(out: Path, *options: str) -> tuple[subprocess.CompletedProcess, Path]:
     """Build the book with -W into out (the sources stay as they are): the run, the HTML folder."""
     exe = Path(sys.executable).with_name("jupyter-book")
-    cmd = [str(exe) if exe.exists() else shutil.which("jupyter-book"),
-           "build", str(ROOT / "book"), "-W", "--keep-going", "--path-output", str(out), *options]
+    cmd = [
+        str(exe) if exe.exists() else shutil.which("jupyter-book"),
+        "build",
+        str(ROOT / "book"),
+        "-W",
+        "--keep-going",
+        "--path-output",
+        str(out),
+        *options,
+    ]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=900, check=False)
     return proc, out / "_build" / "html"
 
@@ -133,12 +154,11 @@ def test_book_builds_without_warnings(built_book):
         assert (html_dir / f"{name}.html").is_file(), f"missing page {name}.html"
 
 
-
 @pytest.mark.slow
 def test_model_chapter_shows_the_packages_own_code(built_book):
-    """The model chapter includes the package's code at build time: the encoders (Eq. 2), the fusion,
-    q and L_lld (Eq. 4), the memory and the entropy (Eqs. 5-8), the CPC head (Eqs. 10-11), the
-    forward pass and the losses (Eqs. 9, 12-14) and Algorithm 1's two stages. Every line of each
+    """The model chapter includes the package's code at build time: the encoders (Eq. 2), the
+    fusion, q and L_lld (Eq. 4), the memory and the entropy (Eqs. 5-8), the CPC head (Eqs. 10-11),
+    the forward pass and the losses (Eqs. 9, 12-14) and Algorithm 1's two stages. Every line of each
     object's current source is on the page, so the page cannot drift from the code."""
     import html
     import inspect
@@ -147,10 +167,20 @@ def test_model_chapter_shows_the_packages_own_code(built_book):
 
     _, html_dir = built_book
     page = html.unescape(re.sub(r"<[^>]+>", "", (html_dir / "06_model.html").read_text()))
-    shown = (model.SequenceEncoder, model.FusionNetwork, bounds.GaussianPredictor,
-             model.MMIM.lld_loss, bounds.HistoryMemory, bounds.polarity_entropy, bounds.CPCHead,
-             bounds.infonce_loss, model.MMIM.forward, model.MMIM.losses,
-             train.Trainer.stage1_epoch, train.Trainer.stage2_epoch)
+    shown = (
+        model.SequenceEncoder,
+        model.FusionNetwork,
+        bounds.GaussianPredictor,
+        model.MMIM.lld_loss,
+        bounds.HistoryMemory,
+        bounds.polarity_entropy,
+        bounds.CPCHead,
+        bounds.infonce_loss,
+        model.MMIM.forward,
+        model.MMIM.losses,
+        train.Trainer.stage1_epoch,
+        train.Trainer.stage2_epoch,
+    )
     for obj in shown:
         for line in inspect.getsource(obj).splitlines():
             assert line.strip() in page, (obj.__qualname__, line)
@@ -173,9 +203,15 @@ class _Prose(HTMLParser):
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         if self.skipped:
             self.depth += tag == self.skipped
-        elif tag in ("script", "style", "pre", "code") or tag == self.formulas or (
-                self.formulas == "math" and tag in ("span", "div")
-                and "math" in (dict(attrs).get("class") or "").split()):
+        elif (
+            tag in ("script", "style", "pre", "code")
+            or tag == self.formulas
+            or (
+                self.formulas == "math"
+                and tag in ("span", "div")
+                and "math" in (dict(attrs).get("class") or "").split()
+            )
+        ):
             self.skipped, self.depth = tag, 1
 
     def handle_endtag(self, tag: str) -> None:
@@ -194,7 +230,7 @@ def _tex_in_prose(page: str, formulas: str = "math") -> list[str]:
     prose = _Prose(formulas)
     prose.feed(page)
     text = " ".join(" ".join(prose.parts).split())
-    return [text[max(0, m.start() - 50):m.end() + 30] for m in _TEX.finditer(text)]
+    return [text[max(0, m.start() - 50) : m.end() + 30] for m in _TEX.finditer(text)]
 
 
 @pytest.mark.slow
@@ -202,19 +238,32 @@ def test_no_tex_left_in_the_prose_of_any_page(built_book):
     """Markdown that breaks a formula (a line of it read as a list item, $$ that is not a block)
     leaves TeX as text on the page: every page's prose must hold none."""
     _, html_dir = built_book
-    broken = {name: tex[:3] for name in _toc_files()
-              if (tex := _tex_in_prose((html_dir / f"{name}.html").read_text(encoding="utf-8")))}
+    broken = {
+        name: tex[:3]
+        for name in _toc_files()
+        if (tex := _tex_in_prose((html_dir / f"{name}.html").read_text(encoding="utf-8")))
+    }
     assert not broken, broken
     # What the check leaves alone, and what it finds (a caption line "+ \beta..." made a list item):
     assert _tex_in_prose('<p><span class="math">\\(\\beta\\)</span> <code>x = $y</code></p>') == []
-    assert len(_tex_in_prose('<li>\\beta\\,\\mathcal{L}$ (Eq. 14)</li>')) == 4
+    assert len(_tex_in_prose("<li>\\beta\\,\\mathcal{L}$ (Eq. 14)</li>")) == 4
 
 
 def _offline_dom(browser: str, page: Path, profile: Path) -> str:
-    """The page's DOM after its scripts ran, in headless Chromium with every network request refused."""
-    cmd = [browser, "--headless", "--no-sandbox", "--disable-gpu", f"--user-data-dir={profile}",
-           "--proxy-server=127.0.0.1:9", "--host-resolver-rules=MAP * ~NOTFOUND",  # no network at all
-           "--virtual-time-budget=20000", "--dump-dom", page.as_uri()]
+    """The page's DOM after its scripts ran, in headless Chromium with every network request
+    refused."""
+    cmd = [
+        browser,
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        f"--user-data-dir={profile}",
+        "--proxy-server=127.0.0.1:9",
+        "--host-resolver-rules=MAP * ~NOTFOUND",  # no network at all
+        "--virtual-time-budget=20000",
+        "--dump-dom",
+        page.as_uri(),
+    ]
     return subprocess.run(cmd, capture_output=True, text=True, timeout=180).stdout
 
 
@@ -223,9 +272,13 @@ def test_math_renders_without_network(built_book, tmp_path):
     """Every formula of every chapter is typeset by the MathJax served with the book (no CDN): the
     page shows one rendered MathJax element per formula, and outside them no TeX (no raw \\( or
     \\[ of a formula MathJax left alone)."""
-    browser = next(filter(None, map(shutil.which, ("chromium", "chromium-browser", "google-chrome"))), None)
+    browser = next(
+        filter(None, map(shutil.which, ("chromium", "chromium-browser", "google-chrome"))), None
+    )
     if browser is None:
-        pytest.skip("headless Chromium is not installed (Debian: apt-get install chromium; .ci/run installs it)")
+        pytest.skip(
+            "headless Chromium is not installed (Debian: apt-get install chromium; .ci/run installs it)"
+        )
     _, html_dir = built_book
     assert (html_dir / "_static" / "mathjax" / "tex-chtml.js").is_file()
     checked = 0
@@ -235,7 +288,11 @@ def test_math_renders_without_network(built_book, tmp_path):
         if not formulas:
             continue
         dom = _offline_dom(browser, page, tmp_path / name)
-        assert dom.count("<mjx-container") == formulas, (name, dom.count("<mjx-container"), formulas)
+        assert dom.count("<mjx-container") == formulas, (
+            name,
+            dom.count("<mjx-container"),
+            formulas,
+        )
         tex = _tex_in_prose(dom, formulas="mjx-container")
         assert not tex, (name, tex[:3])
         checked += 1
@@ -258,9 +315,12 @@ def test_pages_workflow_builds_the_book_and_deploys_it():
     assert step["env"]["REPOSITORY_URL"] == "${{ github.server_url }}/${{ github.repository }}"
     assert step["env"]["BRANCH"] == "${{ github.ref_name }}"
     written = re.search(
-        r'config_for_pages\.py "\$REPOSITORY_URL" --branch "\$BRANCH" --output (\S+)', step["run"])
+        r'config_for_pages\.py "\$REPOSITORY_URL" --branch "\$BRANCH" --output (\S+)', step["run"]
+    )
     assert written and f"jupyter-book build book/ -W --config {written[1]}" in step["run"]
-    upload = next(s for s in build["steps"] if s.get("uses", "").startswith("actions/upload-pages-artifact@"))
+    upload = next(
+        s for s in build["steps"] if s.get("uses", "").startswith("actions/upload-pages-artifact@")
+    )
     assert upload["with"]["path"] == "book/_build/html"
     assert deploy["needs"] == "build" and deploy["environment"]["name"] == "github-pages"
     assert any(s.get("uses", "").startswith("actions/deploy-pages@") for s in deploy["steps"])
@@ -275,8 +335,12 @@ def test_published_build_has_its_buttons_and_a_local_build_has_none(built_book, 
     repository URL. A bad URL is refused with a one-line error."""
     url, config = "https://github.com/sample-owner/sample-book", tmp_path / "pages.yml"
     script = [sys.executable, str(ROOT / "book" / "config_for_pages.py")]
-    bad = subprocess.run([*script, "github.com/sample", "--output", str(config)],
-                         capture_output=True, text=True, check=False)
+    bad = subprocess.run(
+        [*script, "github.com/sample", "--output", str(config)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     assert bad.returncode != 0 and not config.exists()
     assert bad.stderr.strip().count("\n") == 0 and "https://HOST/OWNER/NAME" in bad.stderr
     subprocess.run([*script, url, "--branch", "main", "--output", str(config)], check=True)
@@ -287,8 +351,10 @@ def test_published_build_has_its_buttons_and_a_local_build_has_none(built_book, 
         page, plain = ((d / f"{name}.html").read_text(encoding="utf-8") for d in (published, local))
         assert "btn-download-source-button" in page and "btn-download-source-button" in plain
         assert f'href="{url}"' in page and f'href="{url}/issues/new?' in page, name
-        binder = ('"https://mybinder.org/v2/gh/sample-owner/sample-book/main'
-                  f'?urlpath=lab/tree/book/{name}.ipynb"')
+        binder = (
+            '"https://mybinder.org/v2/gh/sample-owner/sample-book/main'
+            f'?urlpath=lab/tree/book/{name}.ipynb"'
+        )
         assert (binder in page) == (ROOT / "book" / f"{name}.ipynb").is_file(), name
         for button in ("btn-source-repository-button", "btn-source-issues-button"):
             assert button in page and button not in plain, (name, button)
@@ -297,9 +363,10 @@ def test_published_build_has_its_buttons_and_a_local_build_has_none(built_book, 
 
 
 def test_sanitizer_hides_estimates_addresses_and_whole_glued_pngs():
-    """The book's nbval sanitizer, applied as nbval applies it (its rules in file order): a glued figure's
-    base64 PNG becomes one token even where its text holds "0x" and six hex digits (which the address
-    rule would otherwise rewrite first, leaving the PNG half-sanitized and the comparison flaky)."""
+    """The book's nbval sanitizer, applied as nbval applies it (its rules in file order): a glued
+    figure's base64 PNG becomes one token even where its text holds "0x" and six hex digits (which
+    the address rule would otherwise rewrite first, leaving the PNG half-sanitized and the
+    comparison flaky)."""
     from nbval.plugin import get_sanitize_patterns
 
     rules = get_sanitize_patterns((ROOT / "book" / "nbval_sanitize.cfg").read_text())

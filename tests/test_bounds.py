@@ -12,7 +12,6 @@ from scipy.special import logsumexp
 from scipy.stats import multivariate_normal
 
 from mmim_lite.bounds import (
-    standardize,
     CPCHead,
     GaussianPredictor,
     HistoryMemory,
@@ -21,9 +20,10 @@ from mmim_lite.bounds import (
     diag_gaussian_log_prob,
     gaussian_entropy,
     infonce_loss,
-    ml_covariance,
     mixture_entropy_bounds,
+    ml_covariance,
     polarity_entropy,
+    standardize,
     symmetric_infonce_loss,
 )
 from mmim_lite.estimators import gaussian_rho_for_mi, infonce_floor
@@ -50,7 +50,9 @@ def test_gaussian_entropy_batched_and_float32():
     covs = np.stack([random_spd(rng, 4) for _ in range(6)]).reshape(2, 3, 4, 4)
     got = gaussian_entropy(torch.tensor(covs))
     assert got.shape == (2, 3)
-    want = np.array([multivariate_normal(cov=c).entropy() for c in covs.reshape(6, 4, 4)]).reshape(2, 3)
+    want = np.array([multivariate_normal(cov=c).entropy() for c in covs.reshape(6, 4, 4)]).reshape(
+        2, 3
+    )
     np.testing.assert_allclose(got.numpy(), want, atol=1e-9)
     got32 = gaussian_entropy(torch.tensor(covs, dtype=torch.float32))
     np.testing.assert_allclose(got32.numpy(), want, atol=1e-4)
@@ -76,10 +78,10 @@ def test_gaussian_entropy_rejects_bad_matrices():
 
 # ----------------------------------------------------------------------------- Eq. 7
 MIXTURES = [  # (shift between means, covariance scale of component 2, weight of component 1)
-    (0.0, 1.0, 0.5),   # identical components: H equals the lower bound
-    (0.5, 1.0, 0.5),   # strongly overlapping
-    (1.5, 2.0, 0.5),   # partially overlapping, different covariances
-    (2.0, 0.5, 0.3),   # unequal weights
+    (0.0, 1.0, 0.5),  # identical components: H equals the lower bound
+    (0.5, 1.0, 0.5),  # strongly overlapping
+    (1.5, 2.0, 0.5),  # partially overlapping, different covariances
+    (2.0, 0.5, 0.3),  # unequal weights
     (25.0, 1.0, 0.5),  # well separated: H equals the upper bound
 ]
 
@@ -94,11 +96,22 @@ def test_mixture_bounds_bracket_monte_carlo(shift, scale, w1):
     m1, m2 = np.zeros(k), shift * direction / np.linalg.norm(direction) * math.sqrt(np.trace(c1))
     w = np.array([w1, 1 - w1])
     comp = rng.random(n) < w1
-    x = np.where(comp[:, None], rng.multivariate_normal(m1, c1, n), rng.multivariate_normal(m2, c2, n))
-    logp = logsumexp(np.stack([np.log(w[0]) + multivariate_normal(m1, c1).logpdf(x),
-                               np.log(w[1]) + multivariate_normal(m2, c2).logpdf(x)]), axis=0)
+    x = np.where(
+        comp[:, None], rng.multivariate_normal(m1, c1, n), rng.multivariate_normal(m2, c2, n)
+    )
+    logp = logsumexp(
+        np.stack(
+            [
+                np.log(w[0]) + multivariate_normal(m1, c1).logpdf(x),
+                np.log(w[1]) + multivariate_normal(m2, c2).logpdf(x),
+            ]
+        ),
+        axis=0,
+    )
     h_mc, se = -logp.mean(), logp.std() / math.sqrt(n)
-    hs = torch.tensor([multivariate_normal(cov=c1).entropy(), multivariate_normal(cov=c2).entropy()])
+    hs = torch.tensor(
+        [multivariate_normal(cov=c1).entropy(), multivariate_normal(cov=c2).entropy()]
+    )
     lower, upper = mixture_entropy_bounds(hs, torch.tensor(w))
     assert lower.item() - 4 * se <= h_mc <= upper.item() + 4 * se
     if shift == 0.0:
@@ -250,21 +263,28 @@ def test_history_memory_state_dict_round_trip():
 
 # ----------------------------------------------------------------------------- Eq. 5-8
 def numpy_class_entropy(y: np.ndarray, eps: float) -> float:
-    cov = np.cov(y, rowvar=False, bias=True).reshape(y.shape[1], y.shape[1]) + eps * np.eye(y.shape[1])
+    cov = np.cov(y, rowvar=False, bias=True).reshape(y.shape[1], y.shape[1]) + eps * np.eye(
+        y.shape[1]
+    )
     return multivariate_normal(cov=cov).entropy()
 
 
 def test_polarity_entropy_matches_numpy_both_modes_with_memory():
     rng = np.random.default_rng(3)
     d, eps = 3, 1e-3
-    batches = [(rng.standard_normal((20, d)) * [1, 2, 0.5] + 1, rng.uniform(-3, 3, 20)) for _ in range(3)]
+    batches = [
+        (rng.standard_normal((20, d)) * [1, 2, 0.5] + 1, rng.uniform(-3, 3, 20)) for _ in range(3)
+    ]
     mem = HistoryMemory(2)
     for y, lab in batches[:2]:
         mem.push(torch.tensor(y), torch.tensor(lab))
     y_all = np.concatenate([y for y, _ in batches])
     lab_all = np.concatenate([lab for _, lab in batches])
     y_now, lab_now = (torch.tensor(a) for a in batches[2])
-    h_pos, h_neg = numpy_class_entropy(y_all[lab_all >= 0], eps), numpy_class_entropy(y_all[lab_all < 0], eps)
+    h_pos, h_neg = (
+        numpy_class_entropy(y_all[lab_all >= 0], eps),
+        numpy_class_entropy(y_all[lab_all < 0], eps),
+    )
     want_gmm = 0.5 * (h_pos + h_neg)
     got = polarity_entropy(y_now, lab_now, mem, eps=eps)
     assert got.item() == pytest.approx(want_gmm, abs=1e-9)
@@ -274,8 +294,10 @@ def test_polarity_entropy_matches_numpy_both_modes_with_memory():
     got_gauss = polarity_entropy(y_now, lab_now, mem, mode="gaussian", eps=eps).item()
     assert got_gauss == pytest.approx(want_gauss, abs=1e-9)
     # constants=False is Eq. 8 as printed: 1/4 [logdet S1 + logdet S2]
-    logdets = [np.linalg.slogdet(np.cov(y_all[m], rowvar=False, bias=True) + eps * np.eye(d))[1]
-               for m in (lab_all >= 0, lab_all < 0)]
+    logdets = [
+        np.linalg.slogdet(np.cov(y_all[m], rowvar=False, bias=True) + eps * np.eye(d))[1]
+        for m in (lab_all >= 0, lab_all < 0)
+    ]
     eq8 = polarity_entropy(y_now, lab_now, mem, eps=eps, constants=False).item()
     assert eq8 == pytest.approx(0.25 * sum(logdets), abs=1e-9)
     assert got.item() - eq8 == pytest.approx(0.5 * d * LOG_2PIE)
@@ -296,15 +318,18 @@ def test_polarity_entropy_absent_class_and_empty():
     rng = np.random.default_rng(4)
     y = rng.standard_normal((30, 3))
     got = polarity_entropy(torch.tensor(y), torch.ones(30, dtype=torch.float64), eps=0.0)
-    assert got.item() == pytest.approx(numpy_class_entropy(y, 0.0), abs=1e-9)  # one component, weight 1
+    assert got.item() == pytest.approx(
+        numpy_class_entropy(y, 0.0), abs=1e-9
+    )  # one component, weight 1
     got_neg = polarity_entropy(torch.tensor(y), -torch.ones(30, dtype=torch.float64), eps=0.0)
     assert got_neg.item() == pytest.approx(got.item(), abs=1e-12)
     with pytest.raises(ValueError, match="at least one sample"):
         polarity_entropy(torch.zeros(0, 3), torch.zeros(0))
     mem = HistoryMemory(1)  # an empty batch is fine when the memory holds samples
     mem.push(torch.tensor(y), torch.ones(30, dtype=torch.float64))
-    assert polarity_entropy(torch.zeros(0, 3, dtype=torch.float64), torch.zeros(0), mem, eps=0.0).item() == \
-        pytest.approx(got.item(), abs=1e-9)
+    assert polarity_entropy(
+        torch.zeros(0, 3, dtype=torch.float64), torch.zeros(0), mem, eps=0.0
+    ).item() == pytest.approx(got.item(), abs=1e-9)
 
 
 def test_polarity_entropy_singular_covariance_history_and_ridge():
@@ -315,7 +340,9 @@ def test_polarity_entropy_singular_covariance_history_and_ridge():
     assert polarity_entropy(y, labels, eps=0.0).item() == -math.inf  # Table 4 "w/o history"
     assert polarity_entropy(y, labels, HistoryMemory(0), eps=0.0).item() == -math.inf
     # exactly -inf, never NaN, even where round-off makes float32 logdet of the singular matrix NaN
-    singular = [polarity_entropy(torch.randn(16, 16), torch.ones(16), eps=0.0).item() for _ in range(20)]
+    singular = [
+        polarity_entropy(torch.randn(16, 16), torch.ones(16), eps=0.0).item() for _ in range(20)
+    ]
     assert singular == [-math.inf] * 20
     assert torch.isfinite(polarity_entropy(y, labels))  # default ridge
     assert torch.isfinite(polarity_entropy(y, labels, eps=1e-3))
@@ -329,7 +356,9 @@ def test_polarity_entropy_of_a_diverged_encoder_is_nan_not_an_error():
     """The trainer reports a diverged run by its non-finite loss terms, so H(Y) passes NaN on."""
     y, labels = torch.randn(40, 3), torch.randn(40)
     y[0, 0] = math.nan
-    assert polarity_entropy(y, labels).isnan() and polarity_entropy(y, labels, mode="gaussian").isnan()
+    assert (
+        polarity_entropy(y, labels).isnan() and polarity_entropy(y, labels, mode="gaussian").isnan()
+    )
     assert gaussian_entropy(torch.tensor([[1.0, 0.0], [0.0, -1.0]]), check=False).isnan()
     assert gaussian_entropy(torch.full((2, 3, 3), math.nan), check=False).isnan().all()
     assert gaussian_entropy(torch.eye(2), check=False).item() == pytest.approx(LOG_2PIE)
@@ -363,7 +392,8 @@ def test_infonce_hand_computed():
     want = 0.5 * (math.log(2) + math.log(1 + math.e))
     assert infonce_loss(h, h_pred).item() == pytest.approx(want, abs=1e-6)
     assert infonce_loss(h, h_pred, temperature=0.5).item() == pytest.approx(
-        0.5 * (math.log(2) + math.log(1 + math.e ** 2)), abs=1e-6)
+        0.5 * (math.log(2) + math.log(1 + math.e**2)), abs=1e-6
+    )
 
 
 def test_symmetric_infonce_hand_computed_and_symmetric():
@@ -373,8 +403,15 @@ def test_symmetric_infonce_hand_computed_and_symmetric():
     a, b, tau = g.normal(size=(5, 3)), g.normal(size=(5, 4)), 0.3
     a_p, b_p = a @ g.normal(size=(3, 2)), b @ g.normal(size=(4, 2))  # two projections to 2-d
     n = len(a_p)
-    s = np.array([[a_p[i] @ b_p[j] / np.linalg.norm(a_p[i]) / np.linalg.norm(b_p[j]) / tau
-                   for j in range(n)] for i in range(n)])
+    s = np.array(
+        [
+            [
+                a_p[i] @ b_p[j] / np.linalg.norm(a_p[i]) / np.linalg.norm(b_p[j]) / tau
+                for j in range(n)
+            ]
+            for i in range(n)
+        ]
+    )
     rows = sum(math.log(sum(math.exp(s[i, j]) for j in range(n))) - s[i, i] for i in range(n)) / n
     cols = sum(math.log(sum(math.exp(s[j, i]) for j in range(n))) - s[i, i] for i in range(n)) / n
     got = symmetric_infonce_loss(torch.tensor(a_p), torch.tensor(b_p), tau).item()
@@ -386,7 +423,9 @@ def test_symmetric_infonce_hand_computed_and_symmetric():
 @pytest.mark.parametrize("n", [2, 4, 32])
 def test_infonce_simplex_attains_floor(n):
     h = regular_simplex(n)
-    assert (h @ h.T - torch.eye(n, dtype=h.dtype)).sum().item() / (n * (n - 1)) == pytest.approx(-1 / (n - 1))
+    assert (h @ h.T - torch.eye(n, dtype=h.dtype)).sum().item() / (n * (n - 1)) == pytest.approx(
+        -1 / (n - 1)
+    )
     for tau in (1.0, 0.1):
         assert infonce_loss(h, h, tau).item() == pytest.approx(infonce_floor(n, tau), abs=1e-9)
     assert infonce_floor(n, 0.1) < infonce_floor(n)  # a temperature lowers the floor
@@ -428,7 +467,11 @@ def test_cpc_head_loss_and_scores():
     torch.testing.assert_close(loss, infonce_loss(h, pred))
     cos = (h @ pred.T).diagonal() / (h.norm(dim=1) * pred.norm(dim=1))
     torch.testing.assert_close(scores, torch.exp(cos))
-    assert scores.shape == (12,) and (scores >= math.exp(-1) - 1e-6).all() and (scores <= math.e + 1e-6).all()
+    assert (
+        scores.shape == (12,)
+        and (scores >= math.exp(-1) - 1e-6).all()
+        and (scores <= math.e + 1e-6).all()
+    )
     deep = CPCHead(5, 7, n_layers=3, temperature=0.2)
     assert [type(m).__name__ for m in deep.net] == ["Linear", "Tanh", "Linear", "Tanh", "Linear"]
     loss_t, _ = deep(h, z)
@@ -457,20 +500,30 @@ def test_standardize_removes_scale_and_shift_of_each_dimension():
     assert torch.allclose(z.mean(0), torch.zeros(5), atol=1e-5)
     assert torch.allclose(z.std(0, unbiased=False), torch.ones(5), atol=1e-4)
     shift = torch.linspace(-5, 5, 5)
-    for scale in (0.01, 8.0, 300.0):  # one scale for all dimensions, a shift per dimension: invariant
+    for scale in (
+        0.01,
+        8.0,
+        300.0,
+    ):  # one scale for all dimensions, a shift per dimension: invariant
         assert torch.allclose(standardize(y * scale + shift), z, atol=1e-4)
-    # a scale per dimension: invariant while no variance falls below the floor (1e-6 of the mean variance)
-    assert torch.allclose(standardize(y * torch.tensor([0.5, 0.8, 1.0, 1.5, 2.0]) + shift), z, atol=1e-4)
-    assert not torch.allclose(standardize(y * torch.tensor([1e-5, 1.0, 1.0, 1.0, 1.0])), z, atol=1e-2)
+    # a scale per dimension: invariant while no variance falls below the floor (1e-6 of the mean
+    # variance)
+    assert torch.allclose(
+        standardize(y * torch.tensor([0.5, 0.8, 1.0, 1.5, 2.0]) + shift), z, atol=1e-4
+    )
+    assert not torch.allclose(
+        standardize(y * torch.tensor([1e-5, 1.0, 1.0, 1.0, 1.0])), z, atol=1e-2
+    )
     assert torch.isfinite(standardize(torch.ones(8, 3))).all()  # constant dimensions: no NaN
     with pytest.raises(ValueError, match="B >= 2"):
         standardize(y[:1])
 
 
 def test_floored_ba_rewards_scale_and_standardised_ba_does_not():
-    """The defect in closed form: y = c (rho x + sqrt(1 - rho^2) eps), d = 16, true MI 12.9 nats. The best q the
-    floor log sigma^2 >= -2 allows gives I_BA = E log q + H(Y) = 9.96 nats at c = 0.5 and the true MI from c = 1 up
-    (standardised y has c = 1 whatever the encoder's scale: the model-level test is in test_model.py)."""
+    """The defect in closed form: y = c (rho x + sqrt(1 - rho^2) eps), d = 16, true MI 12.9 nats.
+    The best q the floor log sigma^2 >= -2 allows gives I_BA = E log q + H(Y) = 9.96 nats at c = 0.5
+    and the true MI from c = 1 up (standardised y has c = 1 whatever the encoder's scale: the
+    model-level test is in test_model.py)."""
     d, mi = 16, 12.9
     rho = gaussian_rho_for_mi(mi, d)
 
@@ -479,7 +532,10 @@ def test_floored_ba_rewards_scale_and_standardised_ba_does_not():
         q_var = max(var, math.exp(-2.0))  # the floor caps q's sharpness
         log_q = -0.5 * d * (math.log(2 * math.pi * q_var) + var / q_var)
         return log_q + 0.5 * d * math.log(2 * math.pi * math.e * c * c)
+
     assert best_floored_ba(0.5) == pytest.approx(9.96, abs=0.01)
     for c in (1.0, 2.0, 10.0):
         assert best_floored_ba(c) == pytest.approx(mi, abs=1e-9)
-    assert best_floored_ba(0.25) < best_floored_ba(0.5) < best_floored_ba(1.0)  # shrinking y costs BA
+    assert (
+        best_floored_ba(0.25) < best_floored_ba(0.5) < best_floored_ba(1.0)
+    )  # shrinking y costs BA

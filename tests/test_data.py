@@ -31,21 +31,39 @@ def _frames(rng: np.random.Generator, length: int, dim: int) -> np.ndarray:
 
 
 def _tricky_splits(seed: int = 0) -> dict[str, list[Sample]]:
-    """Hand-made samples: ids with underscores and dashes, an empty acoustic sequence, quoted text."""
+    """Hand-made samples: ids with underscores and dashes, an empty acoustic sequence, quoted
+    text."""
     rng = np.random.default_rng(seed)
     ids = {
         "train": ["a_b_c_1", "a_b_c_2", "-_x9_10", "plain_3"],
         "valid": ["v__1", "vid-7_4"],
         "test": ["t_0_1", "t_0_12", "z_5"],
     }
-    texts = ['he said "great", really', "line with, commas", "ünïcödé text", "", "a", "  spaced out  ", "c", "d", "e"]
+    texts = [
+        'he said "great", really',
+        "line with, commas",
+        "ünïcödé text",
+        "",
+        "a",
+        "  spaced out  ",
+        "c",
+        "d",
+        "e",
+    ]
     out, k = {}, 0
     for split in SPLITS:
         out[split] = []
         for seg in ids[split]:
             la = 0 if seg == "plain_3" else int(rng.integers(1, 9))
-            out[split].append(Sample(texts[k], _frames(rng, int(rng.integers(1, 7)), 3), _frames(rng, la, 2),
-                                     float(np.float32(rng.uniform(-3, 3))), seg))
+            out[split].append(
+                Sample(
+                    texts[k],
+                    _frames(rng, int(rng.integers(1, 7)), 3),
+                    _frames(rng, la, 2),
+                    float(np.float32(rng.uniform(-3, 3))),
+                    seg,
+                )
+            )
             k += 1
     out["train"][0].label = 3.0
     out["train"][1].label = 0.0
@@ -73,18 +91,26 @@ def _mult_file(tmp_path: Path, data: dict, rows: list[tuple[str, str, str]]) -> 
 
 
 def _mult_split(vision, audio, labels, ids) -> dict:
-    return {"vision": vision, "audio": audio, "labels": np.asarray(labels, np.float32).reshape(-1, 1, 1),
-            "text": np.zeros((len(ids), 2, 300), np.float32),
-            "id": np.array([[i.encode(), b"x"] for i in ids])}
+    return {
+        "vision": vision,
+        "audio": audio,
+        "labels": np.asarray(labels, np.float32).reshape(-1, 1, 1),
+        "text": np.zeros((len(ids), 2, 300), np.float32),
+        "id": np.array([[i.encode(), b"x"] for i in ids]),
+    }
 
 
 # ----------------------------------------------------------------------------- round trips
 @pytest.mark.parametrize("protocol", [2, 4, 5])
 def test_synthmosi_round_trips_both_formats(synth, tmp_path, protocol):
     save_mmsa_pickle(synth.splits, tmp_path / "unaligned_50.pkl", protocol=protocol)
-    save_mult_pickle(synth.splits, tmp_path / "mosi_data_noalign.pkl", tmp_path / "label.csv", protocol=protocol)
+    save_mult_pickle(
+        synth.splits, tmp_path / "mosi_data_noalign.pkl", tmp_path / "label.csv", protocol=protocol
+    )
     _assert_same(load_dataset(tmp_path / "unaligned_50.pkl"), synth.splits)
-    _assert_same(load_dataset(tmp_path / "mosi_data_noalign.pkl", tmp_path / "label.csv"), synth.splits)
+    _assert_same(
+        load_dataset(tmp_path / "mosi_data_noalign.pkl", tmp_path / "label.csv"), synth.splits
+    )
 
 
 def test_tricky_ids_texts_and_empty_sequences_round_trip(tmp_path):
@@ -93,9 +119,15 @@ def test_tricky_ids_texts_and_empty_sequences_round_trip(tmp_path):
     save_mult_pickle(splits, tmp_path / "t.pkl", tmp_path / "label.csv", pad_to=(9, 12))
     with open(tmp_path / "label.csv", newline="", encoding="utf-8") as f:
         rows = list(csv.DictReader(f))
-    assert (rows[0]["video_id"], rows[0]["clip_id"]) == ("a_b_c", "1")  # split on the LAST underscore
+    assert (rows[0]["video_id"], rows[0]["clip_id"]) == (
+        "a_b_c",
+        "1",
+    )  # split on the LAST underscore
     assert (rows[2]["video_id"], rows[2]["clip_id"]) == ("-_x9", "10")
-    for loaded in (load_dataset(tmp_path / "m.pkl"), load_dataset(tmp_path / "t.pkl")):  # t.pkl finds label.csv
+    for loaded in (
+        load_dataset(tmp_path / "m.pkl"),
+        load_dataset(tmp_path / "t.pkl"),
+    ):  # t.pkl finds label.csv
         _assert_same(loaded, splits)
         assert loaded["train"][3].acoustic.shape == (0, 2)
 
@@ -125,7 +157,7 @@ def test_mult_front_padding_counts_non_zero_frames(tmp_path):
     vision = np.zeros((3, 5, 4), np.float32)
     for i, x in enumerate(real_v):
         if len(x):
-            vision[i, 5 - len(x):] = x
+            vision[i, 5 - len(x) :] = x
     audio = np.zeros((3, 6, 2), np.float64)  # float64 on disk -> float32 in the Samples
     audio[0, 3:] = rng.standard_normal((3, 2))
     audio[1, 1:] = rng.standard_normal((5, 2))
@@ -133,15 +165,21 @@ def test_mult_front_padding_counts_non_zero_frames(tmp_path):
     audio[2, 3, 0] = -np.inf
     ids = ["vid_a_1", "vid_a_2", "other_7"]
     data = {s: _mult_split(vision, audio, [0.5, -1.0, 0.0], ids) for s in SPLITS}
-    pkl, csv_path = _mult_file(tmp_path, data, [("vid_a", "1", "one"), ("vid_a", "2", "two"), ("other", "7", "three")])
+    pkl, csv_path = _mult_file(
+        tmp_path, data, [("vid_a", "1", "one"), ("vid_a", "2", "two"), ("other", "7", "three")]
+    )
     got = load_dataset(pkl, csv_path)["valid"]
     assert [s.visual.shape[0] for s in got] == [5, 0, 2]
     assert [s.acoustic.shape[0] for s in got] == [3, 5, 4]
     np.testing.assert_array_equal(got[0].visual, real_v[0])
-    np.testing.assert_array_equal(got[2].visual[0], np.zeros(4, np.float32))  # NaN frame kept, cleaned
+    np.testing.assert_array_equal(
+        got[2].visual[0], np.zeros(4, np.float32)
+    )  # NaN frame kept, cleaned
     np.testing.assert_array_equal(got[2].visual[1], real_v[2][1])
     np.testing.assert_array_equal(got[1].acoustic, audio[1, 1:].astype(np.float32))
-    assert got[2].acoustic[1, 0] == 0.0 and got[2].acoustic[1, 1] == 1.0  # -inf -> 0, neighbour kept
+    assert (
+        got[2].acoustic[1, 0] == 0.0 and got[2].acoustic[1, 1] == 1.0
+    )  # -inf -> 0, neighbour kept
     assert got[2].acoustic.dtype == np.float32 and [s.text for s in got] == ["one", "two", "three"]
 
 
@@ -154,9 +192,16 @@ def test_mmsa_end_padding_uses_explicit_lengths(tmp_path):
     vision[1, 2, 1], vision[1, 4, 2] = np.nan, np.inf
     audio = np.zeros((2, 3, 2), np.float32)
     audio[:, :2] = -np.inf
-    split = {"raw_text": np.array(["x y", "z"], dtype=object), "id": np.array(["a$_$1", "b$_$2"], dtype=object),
-             "vision": vision.copy(), "audio": audio, "vision_lengths": [4, 6], "audio_lengths": np.array([2, 0]),
-             "regression_labels": np.array([1.2, -3.0], np.float32), "text": np.zeros((2, 50, 8), np.float32)}
+    split = {
+        "raw_text": np.array(["x y", "z"], dtype=object),
+        "id": np.array(["a$_$1", "b$_$2"], dtype=object),
+        "vision": vision.copy(),
+        "audio": audio,
+        "vision_lengths": [4, 6],
+        "audio_lengths": np.array([2, 0]),
+        "regression_labels": np.array([1.2, -3.0], np.float32),
+        "text": np.zeros((2, 50, 8), np.float32),
+    }
     path = tmp_path / "unaligned_50.pkl"
     path.write_bytes(pickle.dumps({s: split for s in SPLITS}))
     got = load_dataset(path)["test"]
@@ -166,7 +211,10 @@ def test_mmsa_end_padding_uses_explicit_lengths(tmp_path):
     assert got[1].visual[2, 1] == 0.0 and got[1].visual[4, 2] == 0.0
     np.testing.assert_array_equal(got[0].acoustic, np.zeros((2, 2), np.float32))
     assert got[1].acoustic.shape == (0, 2)
-    assert [(s.text, s.id, s.label) for s in got] == [("x y", "a$_$1", float(np.float32(1.2))), ("z", "b$_$2", -3.0)]
+    assert [(s.text, s.id, s.label) for s in got] == [
+        ("x y", "a$_$1", float(np.float32(1.2))),
+        ("z", "b$_$2", -3.0),
+    ]
     assert len(got[-1:]) == 1 and got[-1] is got[1]
     with pytest.raises(IndexError):
         got[2]
@@ -205,24 +253,80 @@ BAD = [
     ("mult", lambda d: d.pop("valid"), ["'valid'"]),
     ("mmsa", lambda d: d["test"].pop("audio"), ["'test'", "'audio'"]),
     ("mult", lambda d: d["test"].pop("labels"), ["'test'", "'labels'"]),
-    ("mmsa", lambda d: d["train"].update(vision=d["train"]["vision"][:-1]), ["'train'", "'vision'", "expected 4 rows"]),
-    ("mult", lambda d: d["valid"].update(audio=d["valid"]["audio"][:, :, 0]), ["'valid'", "'audio'", "dimensions"]),
-    ("mmsa", lambda d: d["valid"].update(vision_lengths=np.array([99, 1])), ["'valid'", "'vision_lengths'", "99"]),
-    ("mmsa", lambda d: d["test"]["regression_labels"].__setitem__(1, 3.5), ["'test'", "'regression_labels'", "3.5"]),
-    ("mult", lambda d: d["train"]["labels"].__setitem__(2, -3.01), ["'train'", "'labels'", "[-3, 3]"]),
+    (
+        "mmsa",
+        lambda d: d["train"].update(vision=d["train"]["vision"][:-1]),
+        ["'train'", "'vision'", "expected 4 rows"],
+    ),
+    (
+        "mult",
+        lambda d: d["valid"].update(audio=d["valid"]["audio"][:, :, 0]),
+        ["'valid'", "'audio'", "dimensions"],
+    ),
+    (
+        "mmsa",
+        lambda d: d["valid"].update(vision_lengths=np.array([99, 1])),
+        ["'valid'", "'vision_lengths'", "99"],
+    ),
+    (
+        "mmsa",
+        lambda d: d["test"]["regression_labels"].__setitem__(1, 3.5),
+        ["'test'", "'regression_labels'", "3.5"],
+    ),
+    (
+        "mult",
+        lambda d: d["train"]["labels"].__setitem__(2, -3.01),
+        ["'train'", "'labels'", "[-3, 3]"],
+    ),
     ("mult", lambda d: d["train"]["labels"].__setitem__(0, np.nan), ["'train'", "'labels'", "nan"]),
-    ("mult", lambda d: d["test"]["id"].__setitem__(0, b"zz_9"), ["'test'", "'id'", "'zz_9'", "label.csv"]),
-    ("mmsa", lambda d: d["train"].update(vision=d["train"]["vision"].astype(str)), ["'train'", "'vision'", "dtype"]),
+    (
+        "mult",
+        lambda d: d["test"]["id"].__setitem__(0, b"zz_9"),
+        ["'test'", "'id'", "'zz_9'", "label.csv"],
+    ),
+    (
+        "mmsa",
+        lambda d: d["train"].update(vision=d["train"]["vision"].astype(str)),
+        ["'train'", "'vision'", "dtype"],
+    ),
     ("mult", lambda d: d.update(train=[1, 2]), ["'train'", "expected a dict"]),
-    ("mmsa", lambda d: d["valid"].update(audio=[np.zeros((2, 2)), np.zeros((3, 2))]), ["'valid'", "'audio'"]),
-    ("mult", lambda d: d["valid"].update(labels=np.array([None, None])), ["'valid'", "'labels'", "dtype"]),
-    ("mmsa", lambda d: [d["train"].pop(k) for k in ("raw_text", "regression_labels")], ["'train'", "MMSA keys"]),
-    # every split like train's: one feature size per modality, at least one clip (found before any training)
-    ("mmsa", lambda d: d["test"].update(vision=d["test"]["vision"][:, :, :2]),
-     ["'test'", "'vision'", "expected 3 features per frame (as in split 'train'), found 2"]),
-    ("mult", lambda d: d["valid"].update(audio=np.ones((2, 4, 5), np.float32)), ["'valid'", "'audio'", "found 5"]),
-    ("mmsa", lambda d: d.update(test={k: v[:0] for k, v in d["test"].items()}), ["'test'", "at least one clip"]),
-    ("mult", lambda d: d.update(valid={k: v[:0] for k, v in d["valid"].items()}), ["'valid'", "at least one clip"]),
+    (
+        "mmsa",
+        lambda d: d["valid"].update(audio=[np.zeros((2, 2)), np.zeros((3, 2))]),
+        ["'valid'", "'audio'"],
+    ),
+    (
+        "mult",
+        lambda d: d["valid"].update(labels=np.array([None, None])),
+        ["'valid'", "'labels'", "dtype"],
+    ),
+    (
+        "mmsa",
+        lambda d: [d["train"].pop(k) for k in ("raw_text", "regression_labels")],
+        ["'train'", "MMSA keys"],
+    ),
+    # every split like train's: one feature size per modality, at least one clip (found before any
+    # training)
+    (
+        "mmsa",
+        lambda d: d["test"].update(vision=d["test"]["vision"][:, :, :2]),
+        ["'test'", "'vision'", "expected 3 features per frame (as in split 'train'), found 2"],
+    ),
+    (
+        "mult",
+        lambda d: d["valid"].update(audio=np.ones((2, 4, 5), np.float32)),
+        ["'valid'", "'audio'", "found 5"],
+    ),
+    (
+        "mmsa",
+        lambda d: d.update(test={k: v[:0] for k, v in d["test"].items()}),
+        ["'test'", "at least one clip"],
+    ),
+    (
+        "mult",
+        lambda d: d.update(valid={k: v[:0] for k, v in d["valid"].items()}),
+        ["'valid'", "at least one clip"],
+    ),
 ]
 
 
@@ -297,19 +401,25 @@ class _System:
         return (os.system, (f"touch {self.marker}",))
 
 
-@pytest.mark.parametrize("payload,global_name", [(_Opener, "io.open"), (_Exec, "builtins.exec"), (_System, "system")])
+@pytest.mark.parametrize(
+    "payload,global_name", [(_Opener, "io.open"), (_Exec, "builtins.exec"), (_System, "system")]
+)
 def test_malicious_reduce_is_refused_without_side_effect(tmp_path, payload, global_name):
     live = tmp_path / "live_marker"
     pickle.loads(pickle.dumps(payload(live)))  # the payload really acts under plain pickle
     assert live.exists()
     marker = tmp_path / "marker"
     evil = tmp_path / "unaligned_50.pkl"
-    evil.write_bytes(pickle.dumps({"train": {"raw_text": [payload(marker)]}, "valid": {}, "test": {}}))
+    evil.write_bytes(
+        pickle.dumps({"train": {"raw_text": [payload(marker)]}, "valid": {}, "test": {}})
+    )
     with pytest.raises(UnsafePickleError) as info:
         load_dataset(evil)
     assert not marker.exists()
     assert global_name in str(info.value) and str(evil) in str(info.value)
-    assert isinstance(info.value, DatasetFormatError) and isinstance(info.value, pickle.UnpicklingError)
+    assert isinstance(info.value, DatasetFormatError) and isinstance(
+        info.value, pickle.UnpicklingError
+    )
 
 
 def test_other_gadgets_refused(tmp_path):
@@ -327,10 +437,20 @@ def test_other_gadgets_refused(tmp_path):
 def _allowed_payload() -> dict:
     return {
         "f32": np.arange(12, dtype=np.float32).reshape(3, 4)[:, ::2],  # non-contiguous too
-        "f64": np.linspace(-1, 1, 5), "i64": np.arange(3), "bytes": np.array([b"a_1", b"bb_22"]),
-        "str": np.array(["x", "yz"]), "obj": np.array(["p", "q"], dtype=object), "scalar": np.float32(1.5),
-        "dtype": np.dtype("<f4"), "od": OrderedDict(a=1), "set": {1, 2}, "fs": frozenset({3}), "c": 1 + 2j,
-        "raw": b"\x00\xff", "ba": bytearray(b"xy"), "tuple": (1, "a", None, True, 2.5),
+        "f64": np.linspace(-1, 1, 5),
+        "i64": np.arange(3),
+        "bytes": np.array([b"a_1", b"bb_22"]),
+        "str": np.array(["x", "yz"]),
+        "obj": np.array(["p", "q"], dtype=object),
+        "scalar": np.float32(1.5),
+        "dtype": np.dtype("<f4"),
+        "od": OrderedDict(a=1),
+        "set": {1, 2},
+        "fs": frozenset({3}),
+        "c": 1 + 2j,
+        "raw": b"\x00\xff",
+        "ba": bytearray(b"xy"),
+        "tuple": (1, "a", None, True, 2.5),
     }
 
 
@@ -356,7 +476,9 @@ def test_numpy1_module_names_load(tmp_path, protocol):
     raw = pickle.dumps(payload, protocol=protocol)
     old = raw.replace(b"numpy._core.multiarray", b"numpy.core.multiarray")
     assert old != raw
-    assert b"numpy.core.multiarray" in b"".join(str(a).encode() for _, a, _ in pickletools.genops(old))
+    assert b"numpy.core.multiarray" in b"".join(
+        str(a).encode() for _, a, _ in pickletools.genops(old)
+    )
     path = tmp_path / "old.pkl"
     path.write_bytes(old)
     got = safe_load(path)
@@ -387,7 +509,9 @@ class _Counting:
 def test_dataset_tokenises_once_and_matches_tokenizer(synth, tokenizer):
     counting = _Counting(tokenizer)
     samples = list(synth.splits["train"][:6])
-    samples[0] = Sample(" ".join(["word"] * 80), samples[0].visual, samples[0].acoustic, 1.0, "long_1")
+    samples[0] = Sample(
+        " ".join(["word"] * 80), samples[0].visual, samples[0].acoustic, 1.0, "long_1"
+    )
     ds = MSADataset(samples, counting, max_length=50)
     assert counting.calls == 1
     items = [ds[i] for i in range(len(ds))] + [ds[i] for i in range(len(ds))]
@@ -398,14 +522,18 @@ def test_dataset_tokenises_once_and_matches_tokenizer(synth, tokenizer):
         assert ds[i]["input_ids"].tolist() == want["input_ids"]
         assert ds[i]["attention_mask"].tolist() == want["attention_mask"]
     assert ds[0]["attention_mask"].sum() == 50 and ds[0]["input_ids"][-1] == tokenizer.sep_token_id
-    assert batch["input_ids"].shape == (12, 50) and batch["input_ids"].dtype == torch.long  # one 50-token text
+    assert (
+        batch["input_ids"].shape == (12, 50) and batch["input_ids"].dtype == torch.long
+    )  # one 50-token text
 
 
 def test_collate_pads_at_end_with_lengths(tokenizer):
     rng = np.random.default_rng(4)
-    samples = [Sample("good", _frames(rng, 3, 4), _frames(rng, 0, 2), 1.5, "a_1"),
-               Sample("bad", _frames(rng, 7, 4), _frames(rng, 2, 2), -2.0, "a_2"),
-               Sample("okay", _frames(rng, 1, 4), _frames(rng, 5, 2), 0.0, "b_1")]
+    samples = [
+        Sample("good", _frames(rng, 3, 4), _frames(rng, 0, 2), 1.5, "a_1"),
+        Sample("bad", _frames(rng, 7, 4), _frames(rng, 2, 2), -2.0, "a_2"),
+        Sample("okay", _frames(rng, 1, 4), _frames(rng, 5, 2), 0.0, "b_1"),
+    ]
     ds = MSADataset(samples, tokenizer)
     loader = torch.utils.data.DataLoader(ds, batch_size=2, shuffle=False, collate_fn=collate_batch)
     first = next(iter(loader))
@@ -416,13 +544,22 @@ def test_collate_pads_at_end_with_lengths(tokenizer):
     assert batch["acoustic_lengths"].tolist() == [5, 1, 2]  # empty -> one zero frame
     for row, s in enumerate([samples[2], samples[0], samples[1]]):
         np.testing.assert_array_equal(batch["visual"][row, : len(s.visual)].numpy(), s.visual)
-        assert torch.all(batch["visual"][row, len(s.visual):] == 0)
-        assert torch.all(batch["acoustic"][row, len(s.acoustic):] == 0)
+        assert torch.all(batch["visual"][row, len(s.visual) :] == 0)
+        assert torch.all(batch["acoustic"][row, len(s.acoustic) :] == 0)
     assert batch["labels"].tolist() == [0.0, 1.5, -2.0] and batch["labels"].dtype == torch.float32
     assert batch["index"].tolist() == [2, 0, 1] and batch["index"].dtype == torch.long
     assert first["index"].tolist() == [0, 1] and first["visual"].shape == (2, 7, 4)
-    assert set(batch) == {"input_ids", "attention_mask", "token_type_ids", "visual", "visual_lengths",
-                          "acoustic", "acoustic_lengths", "labels", "index"}
+    assert set(batch) == {
+        "input_ids",
+        "attention_mask",
+        "token_type_ids",
+        "visual",
+        "visual_lengths",
+        "acoustic",
+        "acoustic_lengths",
+        "labels",
+        "index",
+    }
     with pytest.raises(ValueError):
         collate_batch([])
 
@@ -431,17 +568,29 @@ def test_collate_trims_all_padding_token_columns_without_changing_cls(tokenizer)
     from transformers import BertConfig, BertModel
 
     rng = np.random.default_rng(5)
-    samples = [Sample(text, _frames(rng, 2, 3), _frames(rng, 2, 2), 0.5, f"c_{i}")
-               for i, text in enumerate(["a fine film", "not good at all, honestly quite bad"])]
+    samples = [
+        Sample(text, _frames(rng, 2, 3), _frames(rng, 2, 2), 0.5, f"c_{i}")
+        for i, text in enumerate(["a fine film", "not good at all, honestly quite bad"])
+    ]
     ds = MSADataset(samples, tokenizer, max_length=50)
     batch = collate_batch([ds[0], ds[1]])
     longest = int(ds[1]["attention_mask"].sum())
     assert batch["input_ids"].shape == (2, longest) < (2, 50)
     assert batch["attention_mask"][1].all() and not batch["attention_mask"][0].all()
     torch.manual_seed(0)
-    bert = BertModel(BertConfig(vocab_size=tokenizer.vocab_size, hidden_size=32, num_hidden_layers=2,
-                                num_attention_heads=2, intermediate_size=64)).eval()
-    full = {k: torch.stack([ds[0][k], ds[1][k]]) for k in ("input_ids", "attention_mask", "token_type_ids")}
+    bert = BertModel(
+        BertConfig(
+            vocab_size=tokenizer.vocab_size,
+            hidden_size=32,
+            num_hidden_layers=2,
+            num_attention_heads=2,
+            intermediate_size=64,
+        )
+    ).eval()
+    full = {
+        k: torch.stack([ds[0][k], ds[1][k]])
+        for k in ("input_ids", "attention_mask", "token_type_ids")
+    }
     with torch.no_grad():
         cls_full = bert(**full).last_hidden_state[:, 0]
         cls_trim = bert(**{k: batch[k] for k in full}).last_hidden_state[:, 0]

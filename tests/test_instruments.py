@@ -20,13 +20,21 @@ from mmim_lite.train import Trainer, gradient_trace
 
 @pytest.fixture(scope="module")
 def splits():
-    return make_synthmosi(n_train=96, n_valid=32, n_test=32, seed=3, visual_frames=(4, 12),
-                          acoustic_frames=(4, 12)).splits
+    return make_synthmosi(
+        n_train=96, n_valid=32, n_test=32, seed=3, visual_frames=(4, 12), acoustic_frames=(4, 12)
+    ).splits
 
 
 def cfg(**overrides) -> MMIMConfig:
-    base = {"text_encoder": "tiny", "batch_size": 16, "eval_batch_size": 32, "epochs": 2,
-            "patience": 0, "trace_every": 2, "xmodal_pairs": ("tv", "va")}
+    base = {
+        "text_encoder": "tiny",
+        "batch_size": 16,
+        "eval_batch_size": 32,
+        "epochs": 2,
+        "patience": 0,
+        "trace_every": 2,
+        "xmodal_pairs": ("tv", "va"),
+    }
     return MMIMConfig.preset("mosi", **base).replace(**overrides)
 
 
@@ -44,10 +52,16 @@ def by_hand(model: torch.nn.Module, loss: torch.Tensor) -> dict[str, np.ndarray]
     model.zero_grad(set_to_none=True)
     loss.backward(retain_graph=True)
     prefixes = {"t": "text_model.", "v": "visual_enc.", "a": "acoustic_enc."}
-    out = {m: np.concatenate([p.grad.double().numpy().ravel() if p.grad is not None
-                              else np.zeros(p.numel()) for n, p in model.named_parameters()
-                              if n.startswith(pre) and p.requires_grad])
-           for m, pre in prefixes.items()}
+    out = {
+        m: np.concatenate(
+            [
+                p.grad.double().numpy().ravel() if p.grad is not None else np.zeros(p.numel())
+                for n, p in model.named_parameters()
+                if n.startswith(pre) and p.requires_grad
+            ]
+        )
+        for m, pre in prefixes.items()
+    }
     model.zero_grad(set_to_none=True)
     return out
 
@@ -80,15 +94,25 @@ def test_gradient_trace_matches_a_manual_autograd_computation(splits, overrides)
 def test_gradient_trace_leaves_out_frozen_encoders_and_absent_terms(splits):
     tr = Trainer(cfg(freeze_text=True, ba_pairs=(), xmodal_pairs=()), splits, progress=False)
     got = gradient_trace(tr.model, stage2_terms(tr))
-    assert set(got) == {"grad_norm_task_v", "grad_norm_task_a", "grad_ratio_cpc_v",
-                        "grad_cos_cpc_v", "grad_ratio_cpc_a", "grad_cos_cpc_a"}
+    assert set(got) == {
+        "grad_norm_task_v",
+        "grad_norm_task_a",
+        "grad_ratio_cpc_v",
+        "grad_cos_cpc_v",
+        "grad_ratio_cpc_a",
+        "grad_cos_cpc_a",
+    }
 
 
 def test_trace_grads_records_and_does_not_change_training(splits, tmp_path):
     runs = {}
     for on in (False, True):
-        tr = Trainer(cfg(trace_grads=on, labeled_fraction=0.5), splits, progress=False,
-                     out_dir=tmp_path / str(on))
+        tr = Trainer(
+            cfg(trace_grads=on, labeled_fraction=0.5),
+            splits,
+            progress=False,
+            out_dir=tmp_path / str(on),
+        )
         runs[on] = tr, tr.fit()
     (off, res_off), (on, res_on) = runs[False], runs[True]
     assert res_on == res_off
@@ -96,15 +120,17 @@ def test_trace_grads_records_and_does_not_change_training(splits, tmp_path):
     assert all(torch.equal(state_off[k], state_on[k]) for k in state_off)
     for row_on, row_off in zip(on.history, off.history, strict=True):
         assert {**row_on, "seconds": 0} == {**row_off, "seconds": 0}
-    assert [(p.epoch, p.stage, p.step, p.losses) for p in on.trace] == \
-           [(p.epoch, p.stage, p.step, p.losses) for p in off.trace]
+    assert [(p.epoch, p.stage, p.step, p.losses) for p in on.trace] == [
+        (p.epoch, p.stage, p.step, p.losses) for p in off.trace
+    ]
     assert all(not p.grads for p in off.trace)
     assert all(bool(p.grads) == (p.stage == 2) for p in on.trace)
     assert {"grad_ratio_ba_v", "grad_cos_cpc_a", "grad_ratio_xmodal_t"} <= set(on.trace[-1].grads)
     with open(tmp_path / "True" / "trace.csv") as fh:
         rows = list(csv.DictReader(fh))
     assert len(rows) == len(on.trace) and float(rows[-1]["grad_ratio_ba_a"]) == pytest.approx(
-        on.trace[-1].grads["grad_ratio_ba_a"])
+        on.trace[-1].grads["grad_ratio_ba_a"]
+    )
     resumed = Trainer.from_checkpoint(tmp_path / "True" / "checkpoint.pt", splits, progress=False)
     assert resumed.trace == on.trace
 
@@ -113,8 +139,9 @@ def test_trace_grads_records_and_does_not_change_training(splits, tmp_path):
 def test_effective_rank_of_isotropic_and_rank_one_data():
     rng = np.random.default_rng(0)
     assert effective_rank(rng.standard_normal((20000, 16))) == pytest.approx(16, rel=0.01)
-    assert effective_rank(rng.standard_normal((500, 1)) * rng.standard_normal(16)) == \
-        pytest.approx(1, abs=1e-6)
+    assert effective_rank(rng.standard_normal((500, 1)) * rng.standard_normal(16)) == pytest.approx(
+        1, abs=1e-6
+    )
     # two equal directions and one ten times weaker: between 2 and 3
     x = rng.standard_normal((20000, 3)) * [1.0, 1.0, 0.1]
     assert 2 < effective_rank(x @ np.linalg.qr(rng.standard_normal((3, 3)))[0]) < 2.2
@@ -125,8 +152,11 @@ def test_speaker_share_recovers_a_known_between_speaker_share():
     n_spk, d = 400, 4
     between, within = np.array([1.0, 0.5, 0.0, 2.0]), np.array([1.0, 1.5, 1.0, 0.5])
     spk = np.repeat(np.arange(n_spk), rng.integers(20, 180, n_spk))  # unequal clip counts
-    x = (rng.standard_normal((n_spk, d)) * np.sqrt(between))[spk] + \
-        rng.standard_normal((len(spk), d)) * np.sqrt(within) + 5.0  # a shift changes nothing
+    x = (
+        (rng.standard_normal((n_spk, d)) * np.sqrt(between))[spk]
+        + rng.standard_normal((len(spk), d)) * np.sqrt(within)
+        + 5.0
+    )  # a shift changes nothing
     truth = between.sum() / (between + within).sum()  # 0.4375
     assert speaker_share(x, [f"video{s}" for s in spk]) == pytest.approx(truth, abs=0.02)
     assert speaker_share(rng.standard_normal((4000, 3)), spk[:4000] % 40) < 0.02
@@ -146,8 +176,9 @@ def test_label_r2_of_a_linear_function_and_of_noise():
 
 
 def test_representation_probes_of_a_trained_model():
-    data = make_synthmosi(n_train=96, n_valid=32, n_test=48, seed=3, visual_frames=(4, 12),
-                          acoustic_frames=(4, 12))
+    data = make_synthmosi(
+        n_train=96, n_valid=32, n_test=48, seed=3, visual_frames=(4, 12), acoustic_frames=(4, 12)
+    )
     tr = Trainer(cfg(epochs=1), data.splits, progress=False)
     tr.fit()
     got = representation_probes(tr, "test")
@@ -159,15 +190,36 @@ def test_representation_probes_of_a_trained_model():
     fit = tr.representations("train")
     y = {s: [x.label for x in data.splits[s]] for s in ("train", "test")}
     assert got["label_r2_t"] == pytest.approx(label_r2(fit["t"], y["train"], h["t"], y["test"]))
-    assert set(got) == {"effective_rank_v", "effective_rank_a", "speaker_share_v",
-                        "speaker_share_a", "label_r2_t", "label_r2_v", "label_r2_a"}
+    assert set(got) == {
+        "effective_rank_v",
+        "effective_rank_a",
+        "speaker_share_v",
+        "speaker_share_a",
+        "label_r2_t",
+        "label_r2_v",
+        "label_r2_a",
+    }
 
 
 def test_cli_trace_grads_and_evaluate_probes(run_cli, tmp_path):
     data = ["--data", "synthmosi", "--n-train", "48", "--n-valid", "16", "--n-test", "24"]
-    code, _, err = run_cli("train", *data, "--preset", "synthmosi", "--text-encoder", "tiny",
-                           "--epochs", "1", "--device", "cpu", "--trace-every", "1",
-                           "--trace-grads", "--out", str(tmp_path))
+    code, _, err = run_cli(
+        "train",
+        *data,
+        "--preset",
+        "synthmosi",
+        "--text-encoder",
+        "tiny",
+        "--epochs",
+        "1",
+        "--device",
+        "cpu",
+        "--trace-every",
+        "1",
+        "--trace-grads",
+        "--out",
+        str(tmp_path),
+    )
     assert code == 0, err
     with open(tmp_path / "seed_0" / "trace.csv") as fh:
         rows = [r for r in csv.DictReader(fh) if r["stage"] == "2"]

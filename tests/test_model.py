@@ -14,7 +14,6 @@ from mmim_lite.config import ConfigError, MMIMConfig, ModelConfig
 from mmim_lite.model import MMIM, SequenceEncoder
 from mmim_lite.text import TextEncoderError, resolve_text_encoder
 
-
 V_DIM, A_DIM = 5, 7
 
 
@@ -26,13 +25,23 @@ def tiny():
 
 def make_batch(tokenizer, n: int = 12, seed: int = 0) -> dict[str, torch.Tensor]:
     g = torch.Generator().manual_seed(seed)
-    texts = [("a wonderful film" if i % 2 else "dull and boring") + f" number {i}" for i in range(n)]
-    tok = tokenizer(texts, padding="max_length", truncation=True, max_length=16, return_tensors="pt")
-    return dict(input_ids=tok["input_ids"], attention_mask=tok["attention_mask"],
-                token_type_ids=tok["token_type_ids"],
-                visual=torch.randn(n, 9, V_DIM, generator=g), visual_lengths=torch.randint(1, 10, (n,), generator=g),
-                acoustic=torch.randn(n, 6, A_DIM, generator=g), acoustic_lengths=torch.randint(1, 7, (n,), generator=g),
-                labels=torch.linspace(-3, 3, n), index=torch.arange(n))
+    texts = [
+        ("a wonderful film" if i % 2 else "dull and boring") + f" number {i}" for i in range(n)
+    ]
+    tok = tokenizer(
+        texts, padding="max_length", truncation=True, max_length=16, return_tensors="pt"
+    )
+    return dict(
+        input_ids=tok["input_ids"],
+        attention_mask=tok["attention_mask"],
+        token_type_ids=tok["token_type_ids"],
+        visual=torch.randn(n, 9, V_DIM, generator=g),
+        visual_lengths=torch.randint(1, 10, (n,), generator=g),
+        acoustic=torch.randn(n, 6, A_DIM, generator=g),
+        acoustic_lengths=torch.randint(1, 7, (n,), generator=g),
+        labels=torch.linspace(-3, 3, n),
+        index=torch.arange(n),
+    )
 
 
 def make_model(tiny, seed: int = 0, **overrides) -> MMIM:
@@ -45,18 +54,35 @@ def make_model(tiny, seed: int = 0, **overrides) -> MMIM:
 def test_presets_are_table3():
     mosi, mosei = MMIMConfig.preset("mosi"), MMIMConfig.preset("mosei")
     table3 = {  # item: (MOSI, MOSEI)
-        "batch_size": (32, 64), "lr_lld": (5e-3, 1e-3), "lr_main": (1e-3, 5e-4), "alpha": (0.3, 0.1),
-        "beta": (0.1, 0.05), "visual_hidden": (32, 64), "acoustic_hidden": (32, 16),
-        "memory_size": (1, 1), "clip": (5.0, 5.0)}
+        "batch_size": (32, 64),
+        "lr_lld": (5e-3, 1e-3),
+        "lr_main": (1e-3, 5e-4),
+        "alpha": (0.3, 0.1),
+        "beta": (0.1, 0.05),
+        "visual_hidden": (32, 64),
+        "acoustic_hidden": (32, 16),
+        "memory_size": (1, 1),
+        "clip": (5.0, 5.0),
+    }
     for key, (a, b) in table3.items():
         assert getattr(mosi, key) == a and getattr(mosei, key) == b, key
     for cfg in (mosi, mosei):
-        assert (cfg.lr_bert, cfg.fusion_dim, cfg.weight_decay, cfg.lr_factor) == (5e-5, 128, 1e-4, 0.5)
+        assert (cfg.lr_bert, cfg.fusion_dim, cfg.weight_decay, cfg.lr_factor) == (
+            5e-5,
+            128,
+            1e-4,
+            0.5,
+        )
         assert cfg.text_encoder == "bert-base-uncased" and not cfg.freeze_text
-        assert cfg.ba_pairs == ("tv", "ta") and cfg.cpc_terms == ("t", "v", "a") and cfg.entropy_mode == "gmm"
+        assert (
+            cfg.ba_pairs == ("tv", "ta")
+            and cfg.cpc_terms == ("t", "v", "a")
+            and cfg.entropy_mode == "gmm"
+        )
     synth = MMIMConfig.preset("synthmosi")
     assert synth.text_encoder == "minilm" and synth.freeze_text and synth.cache_text_features
-    # the fine-tuned SynthMOSI preset: the same run, with the text encoder trained at the paper's BERT rate
+    # the fine-tuned SynthMOSI preset: the same run, with the text encoder trained at the paper's
+    # BERT rate
     ft = MMIMConfig.preset("synthmosi-ft")
     differ = {k for k, v in ft.to_dict().items() if synth.to_dict()[k] != v}
     assert differ == {"freeze_text", "cache_text_features", "preset_name"} and not ft.freeze_text
@@ -64,9 +90,16 @@ def test_presets_are_table3():
 
 
 def test_overrides_and_json_roundtrip():
-    cfg = MMIMConfig.preset("mosei").replace(alpha=0.05, ba_pairs=["tv", "ta", "va"], cpc_terms=(),
-                                             memory_size=0, freeze_text=True, predictor_hidden=None,
-                                             entropy_mode="gaussian", epochs=3)
+    cfg = MMIMConfig.preset("mosei").replace(
+        alpha=0.05,
+        ba_pairs=["tv", "ta", "va"],
+        cpc_terms=(),
+        memory_size=0,
+        freeze_text=True,
+        predictor_hidden=None,
+        entropy_mode="gaussian",
+        epochs=3,
+    )
     assert cfg.alpha == 0.05 and cfg.ba_pairs == ("tv", "ta", "va") and cfg.cpc_terms == ()
     assert cfg.memory_size == 0 and cfg.freeze_text is True and cfg.epochs == 3
     assert cfg.predictor_hidden is None and cfg.entropy_mode == "gaussian"
@@ -74,23 +107,39 @@ def test_overrides_and_json_roundtrip():
     assert MMIMConfig.from_dict(json.loads(json.dumps(cfg.to_dict()))) == cfg
 
 
-@pytest.mark.parametrize("overrides, words", [
-    (dict(ba_pairs=("tx",)), "tx"), (dict(cpc_terms=("t", "z")), "'z'"), (dict(ba_pairs=("tv", "tv")), "distinct"),
-    (dict(cache_text_features=True), "freeze_text"), (dict(memory_size=-1), "memory_size"),
-    (dict(entropy_mode="kde"), "entropy_mode"), (dict(batch_size=0), "batch_size"),
-    (dict(alpha="much"), "alpha"), (dict(freeze_text="maybe"), "freeze_text.*bool"), (dict(nonsense=1), "nonsense"),
-    (dict(dropout=1.0), "dropout"), (dict(lr_main=0), "lr_main"), (dict(epochs=2.5), "epochs.*int"),
-    (dict(ba_pairs="tv,ta"), "ba_pairs"),
-    (dict(stage1_fraction=0), "stage1_fraction"),
-    (dict(modalities=("v",)), "modalities.*ba_pairs"), (dict(modalities=()), "modalities"),
-    (dict(modalities=("t", "v"), ba_pairs=("tv",)), "modalities.*cpc_terms"),
-    (dict(labeled_fraction=0.0), "labeled_fraction"), (dict(labeled_fraction=1.5), "labeled_fraction"),
-    (dict(xmodal_pairs=("tx",)), "xmodal_pairs"), (dict(xmodal_dim=0), "xmodal_dim"),
-    (dict(xmodal_temperature=0), "xmodal_temperature"),
-    (dict(entropy_projection="relu"), "entropy_projection"),
-    (dict(modalities=("t", "v"), ba_pairs=("tv",), cpc_terms=(), xmodal_pairs=("ta",)),
-     "modalities.*xmodal"),
-])
+@pytest.mark.parametrize(
+    "overrides, words",
+    [
+        (dict(ba_pairs=("tx",)), "tx"),
+        (dict(cpc_terms=("t", "z")), "'z'"),
+        (dict(ba_pairs=("tv", "tv")), "distinct"),
+        (dict(cache_text_features=True), "freeze_text"),
+        (dict(memory_size=-1), "memory_size"),
+        (dict(entropy_mode="kde"), "entropy_mode"),
+        (dict(batch_size=0), "batch_size"),
+        (dict(alpha="much"), "alpha"),
+        (dict(freeze_text="maybe"), "freeze_text.*bool"),
+        (dict(nonsense=1), "nonsense"),
+        (dict(dropout=1.0), "dropout"),
+        (dict(lr_main=0), "lr_main"),
+        (dict(epochs=2.5), "epochs.*int"),
+        (dict(ba_pairs="tv,ta"), "ba_pairs"),
+        (dict(stage1_fraction=0), "stage1_fraction"),
+        (dict(modalities=("v",)), "modalities.*ba_pairs"),
+        (dict(modalities=()), "modalities"),
+        (dict(modalities=("t", "v"), ba_pairs=("tv",)), "modalities.*cpc_terms"),
+        (dict(labeled_fraction=0.0), "labeled_fraction"),
+        (dict(labeled_fraction=1.5), "labeled_fraction"),
+        (dict(xmodal_pairs=("tx",)), "xmodal_pairs"),
+        (dict(xmodal_dim=0), "xmodal_dim"),
+        (dict(xmodal_temperature=0), "xmodal_temperature"),
+        (dict(entropy_projection="relu"), "entropy_projection"),
+        (
+            dict(modalities=("t", "v"), ba_pairs=("tv",), cpc_terms=(), xmodal_pairs=("ta",)),
+            "modalities.*xmodal",
+        ),
+    ],
+)
 def test_bad_config_raises(overrides, words):
     with pytest.raises(ConfigError, match=words):
         MMIMConfig.preset("mosi").replace(**overrides)
@@ -121,9 +170,14 @@ def test_local_folder_and_cls_is_h_t(tiny, tmp_path):
     tokenizer.save_pretrained(tmp_path)
     loaded, tok2 = resolve_text_encoder(str(tmp_path))
     batch = make_batch(tok2)
-    mmim = MMIM(MMIMConfig(text_encoder=str(tmp_path)), V_DIM, A_DIM, text_encoder=(loaded, tok2)).eval()
-    ref = model.eval()(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
-                       token_type_ids=batch["token_type_ids"]).last_hidden_state[:, 0]
+    mmim = MMIM(
+        MMIMConfig(text_encoder=str(tmp_path)), V_DIM, A_DIM, text_encoder=(loaded, tok2)
+    ).eval()
+    ref = model.eval()(
+        input_ids=batch["input_ids"],
+        attention_mask=batch["attention_mask"],
+        token_type_ids=batch["token_type_ids"],
+    ).last_hidden_state[:, 0]
     torch.testing.assert_close(mmim.encode_text(batch), ref)  # Eq. 2: [CLS] of the last layer
 
 
@@ -133,18 +187,21 @@ def test_sequence_encoder_uses_each_sample_last_real_frame():
     x, lengths = torch.randn(5, 7, 4), torch.tensor([7, 1, 3, 5, 2])
     out = enc(x, lengths)
     for i, n in enumerate(lengths.tolist()):
-        _, (h, _) = enc.lstm(x[i:i + 1, :n])  # the unpadded sequence alone
+        _, (h, _) = enc.lstm(x[i : i + 1, :n])  # the unpadded sequence alone
         torch.testing.assert_close(out[i], enc.proj(h[-1, 0]))
     x2 = x.clone()
     x2[1, 1:] = 99.0  # padding content must not matter
     torch.testing.assert_close(enc(x2, lengths), out)
-    assert enc.in_dim == 4 and SequenceEncoder(6, 8, 3, mean=True).in_dim == 6  # read from the layers
+    assert (
+        enc.in_dim == 4 and SequenceEncoder(6, 8, 3, mean=True).in_dim == 6
+    )  # read from the layers
     with pytest.raises(ValueError, match=r"\(B, L, 4\)"):
         enc(torch.randn(5, 7, 6), lengths)
 
 
 def test_mean_frame_encoder_averages_each_sample_real_frames(tiny):
-    """frame_encoder 'mean': Linear of the mean of the real frames (padding ignored); the model uses it for v and a."""
+    """frame_encoder 'mean': Linear of the mean of the real frames (padding ignored); the model uses
+    it for v and a."""
     torch.manual_seed(0)
     enc = SequenceEncoder(4, 8, 3, mean=True)
     assert enc.lstm is None
@@ -157,7 +214,9 @@ def test_mean_frame_encoder_averages_each_sample_real_frames(tiny):
     torch.testing.assert_close(enc(x2, lengths), out)
     model = make_model(tiny, frame_encoder="mean")
     assert model.visual_enc.lstm is None and model.acoustic_enc.lstm is None
-    assert model.visual_enc.proj.in_features == V_DIM and model.acoustic_enc.proj.in_features == A_DIM
+    assert (
+        model.visual_enc.proj.in_features == V_DIM and model.acoustic_enc.proj.in_features == A_DIM
+    )
     with pytest.raises(ConfigError, match="frame_encoder"):
         MMIMConfig(frame_encoder="gru")
 
@@ -203,7 +262,11 @@ def test_model_config_alone_builds_the_model(tiny):
     batch = make_batch(tiny[1], n=6)
     out = model(batch, update_memory=True)
     terms = model.losses(out, batch["labels"])
-    assert out.pred.shape == (6,) and set(out.log_q) == {"tv", "ta"} and set(out.cpc_loss) == {"t", "v", "a"}
+    assert (
+        out.pred.shape == (6,)
+        and set(out.log_q) == {"tv", "ta"}
+        and set(out.cpc_loss) == {"t", "v", "a"}
+    )
     assert torch.isfinite(terms["main"]) and {len(m) for m in model.memories.values()} == {1}
     assert torch.isfinite(model.lld_loss(out.h_t, out.h_v, out.h_a))
 
@@ -212,8 +275,10 @@ def test_losses_follow_eq_9_and_14(tiny):
     model = make_model(tiny).eval()
     batch, batch2 = make_batch(tiny[1]), make_batch(tiny[1], seed=1)
     model(batch, update_memory=True)  # fills the 1-batch memory with batch's h_v, h_a
-    h_prev = {"v": model.visual_enc(batch["visual"], batch["visual_lengths"]).detach(),
-              "a": model.acoustic_enc(batch["acoustic"], batch["acoustic_lengths"]).detach()}
+    h_prev = {
+        "v": model.visual_enc(batch["visual"], batch["visual_lengths"]).detach(),
+        "a": model.acoustic_enc(batch["acoustic"], batch["acoustic_lengths"]).detach(),
+    }
     out = model(batch2)
     y = batch2["labels"]
     terms = model.losses(out, y)
@@ -249,11 +314,18 @@ def test_ba_gradient_reaches_both_encoders(tiny):
         assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in enc.parameters())
 
 
-@pytest.mark.parametrize("overrides, removed", [
-    (dict(ba_pairs=("tv",)), {"ba_ta"}), (dict(ba_pairs=("ta",)), {"ba_tv"}), (dict(ba_pairs=()), {"ba_tv", "ba_ta"}),
-    (dict(cpc_terms=("v", "a")), {"cpc_t"}), (dict(cpc_terms=("t", "a")), {"cpc_v"}),
-    (dict(cpc_terms=("t", "v")), {"cpc_a"}), (dict(cpc_terms=()), {"cpc_t", "cpc_v", "cpc_a"}),
-])
+@pytest.mark.parametrize(
+    "overrides, removed",
+    [
+        (dict(ba_pairs=("tv",)), {"ba_ta"}),
+        (dict(ba_pairs=("ta",)), {"ba_tv"}),
+        (dict(ba_pairs=()), {"ba_tv", "ba_ta"}),
+        (dict(cpc_terms=("v", "a")), {"cpc_t"}),
+        (dict(cpc_terms=("t", "a")), {"cpc_v"}),
+        (dict(cpc_terms=("t", "v")), {"cpc_a"}),
+        (dict(cpc_terms=()), {"cpc_t", "cpc_v", "cpc_a"}),
+    ],
+)
 def test_each_ablation_removes_exactly_its_term(tiny, overrides, removed):
     full = make_model(tiny).eval()
     ablated = make_model(tiny, **overrides).eval()
@@ -285,8 +357,10 @@ def test_memory_and_gmm_switches(tiny):
     assert not torch.allclose(out_mem.entropy["tv"], out_none.entropy["tv"])
     # w/o GMM: one Gaussian over all samples (batch + memory)
     mem = single.memories["v"]
-    torch.testing.assert_close(out_single.entropy["tv"],
-                               bounds.polarity_entropy(out_single.h_v, y, memory=mem, mode="gaussian"))
+    torch.testing.assert_close(
+        out_single.entropy["tv"],
+        bounds.polarity_entropy(out_single.h_v, y, memory=mem, mode="gaussian"),
+    )
     for k in ("task", "cpc"):  # the other terms are untouched
         torch.testing.assert_close(with_mem.losses(out_mem, y)[k], no_mem.losses(out_none, y)[k])
 
@@ -303,7 +377,12 @@ def test_frozen_text_and_parameter_groups(tiny):
     assert not ids & {id(p) for p in model.text_model.parameters()}
     trainable = make_model(tiny)
     n_all = sum(1 for _ in trainable.parameters())
-    assert len(trainable.main_parameters()) + len(trainable.text_parameters()) + len(trainable.predictor_parameters()) == n_all
+    assert (
+        len(trainable.main_parameters())
+        + len(trainable.text_parameters())
+        + len(trainable.predictor_parameters())
+        == n_all
+    )
 
 
 def test_memory_state_roundtrip_weights_only(tiny, tmp_path):
@@ -336,14 +415,17 @@ def test_bad_dims_raise(tiny):
 # hook on their encoder. 48 clips and 4-d h_v / h_a keep every class covariance well conditioned.
 def _wiring_model(tiny, **overrides) -> MMIM:
     model = make_model(tiny, visual_out=4, acoustic_out=4, **overrides).eval()  # eval: no dropout
-    with torch.no_grad():  # a q whose mean depends clearly on h_x (at initialisation it barely does)
+    with (
+        torch.no_grad()
+    ):  # a q whose mean depends clearly on h_x (at initialisation it barely does)
         for q in model.predictors.values():
             q.mu[-1].weight.mul_(5.0)
     return model
 
 
-def _derivatives(model: MMIM, batch: dict, m: str, loss_of, direction: torch.Tensor | int = 0,
-                 eps: float = 1e-3) -> tuple[float, float]:
+def _derivatives(
+    model: MMIM, batch: dict, m: str, loss_of, direction: torch.Tensor | int = 0, eps: float = 1e-3
+) -> tuple[float, float]:
     """(autograd, central finite difference) derivative of ``loss_of(model(batch))`` w.r.t. delta
     in ``h_m + delta * direction`` (an int: a random direction with that seed); the model's
     memories are not updated."""
@@ -351,7 +433,9 @@ def _derivatives(model: MMIM, batch: dict, m: str, loss_of, direction: torch.Ten
         h_t = model.encode_text(batch)
     if isinstance(direction, int):
         dim = h_t.shape[1] if m == "t" else model.dims[m]
-        direction = torch.randn(len(batch["labels"]), dim, generator=torch.Generator().manual_seed(direction))
+        direction = torch.randn(
+            len(batch["labels"]), dim, generator=torch.Generator().manual_seed(direction)
+        )
     delta = torch.zeros((), requires_grad=True)
 
     def value(d: torch.Tensor) -> torch.Tensor:
@@ -390,7 +474,8 @@ def test_log_q_moves_both_h_x_and_h_y(tiny):
 
 
 def test_entropy_moves_only_h_y(tiny):
-    """Eq. 5-8: H(h_y) depends on h_y only (the stored memory batch and the labels are constants)."""
+    """Eq. 5-8: H(h_y) depends on h_y only (the stored memory batch and the labels are
+    constants)."""
     model = _wiring_model(tiny)
     model(make_batch(tiny[1], n=48, seed=5), update_memory=True)  # a stored batch: read, not moved
     batch = make_batch(tiny[1], n=48)
@@ -417,11 +502,20 @@ def test_ba_term_keeps_both_parts_of_eq_3(tiny):
         y = pair[1]
         encoder = model.visual_enc if y == "v" else model.acoustic_enc
         with torch.no_grad():
-            h_y = encoder(batch["visual" if y == "v" else "acoustic"], batch[f"{'visual' if y == 'v' else 'acoustic'}_lengths"])
-        shift = torch.where(positive, torch.randn(1, model.dims[y], generator=g), torch.randn(1, model.dims[y], generator=g))
+            h_y = encoder(
+                batch["visual" if y == "v" else "acoustic"],
+                batch[f"{'visual' if y == 'v' else 'acoustic'}_lengths"],
+            )
+        shift = torch.where(
+            positive,
+            torch.randn(1, model.dims[y], generator=g),
+            torch.randn(1, model.dims[y], generator=g),
+        )
         ba = lambda out: out.log_q[pair].mean() + out.entropy[pair]  # noqa: E731
         traced = lambda out: model.losses(out, batch["labels"])[f"ba_{pair}"]  # noqa: E731
-        assert _derivatives(model, batch, y, lambda out: out.entropy[pair], shift)[1] == pytest.approx(0.0, abs=1e-3)
+        assert _derivatives(model, batch, y, lambda out: out.entropy[pair], shift)[
+            1
+        ] == pytest.approx(0.0, abs=1e-3)
         for direction in (shift, h_y):
             auto, fd = _derivatives(model, batch, y, traced, direction)
             _assert_same(auto, fd, (pair, "shift" if direction is shift else "scale"))
@@ -450,7 +544,9 @@ def test_memory_is_read_before_the_batch_is_pushed(tiny):
     batches = [make_batch(tiny[1], n=48, seed=s) for s in (11, 12, 13)]
     h_v = [model.visual_enc(b["visual"], b["visual_lengths"]).detach() for b in batches]
     outs = [model(b, update_memory=True) for b in batches]
-    torch.testing.assert_close(outs[0].entropy["tv"], bounds.polarity_entropy(h_v[0], batches[0]["labels"]))
+    torch.testing.assert_close(
+        outs[0].entropy["tv"], bounds.polarity_entropy(h_v[0], batches[0]["labels"])
+    )
     for k in (1, 2):
         previous = bounds.HistoryMemory(1)
         previous.push(h_v[k - 1], batches[k - 1]["labels"])
@@ -460,7 +556,8 @@ def test_memory_is_read_before_the_batch_is_pushed(tiny):
     torch.testing.assert_close(model.memories["v"].read()[1], h_v[2][batches[2]["labels"] >= 0])
 
 
-# ----------------------------------------------------------------------------- study options (issue 11)
+# ----------------------------------------------------------------------------- study options (issue
+# 11)
 def _scaled_visual(model: MMIM, c: float) -> MMIM:
     """The same model with h_v multiplied by c (the visual encoder's last Linear scaled)."""
     with torch.no_grad():
@@ -471,13 +568,16 @@ def _scaled_visual(model: MMIM, c: float) -> MMIM:
 
 @pytest.mark.parametrize("c", [0.25, 0.5, 4.0, 8.0])
 def test_standardised_ba_term_is_scale_invariant_and_the_floored_one_is_not(tiny, c):
-    """Scaling h_v by c leaves I_BA(t; v) unchanged with ba_standardize; with the plain targets and the log-variance
-    floor it changes (H(Y) moves by d log c, log q is capped by the floor): the defect the option removes."""
+    """Scaling h_v by c leaves I_BA(t; v) unchanged with ba_standardize; with the plain targets and
+    the log-variance floor it changes (H(Y) moves by d log c, log q is capped by the floor): the
+    defect the option removes."""
     batch = make_batch(tiny[1], n=24)
     ba = {}
     for standardize in (True, False):
         for scale in (1.0, c):
-            model = _scaled_visual(make_model(tiny, ba_pairs=("tv",), ba_standardize=standardize).eval(), scale)
+            model = _scaled_visual(
+                make_model(tiny, ba_pairs=("tv",), ba_standardize=standardize).eval(), scale
+            )
             ba[standardize, scale] = model.losses(model(batch), batch["labels"])["ba_tv"].item()
     assert ba[True, c] == pytest.approx(ba[True, 1.0], rel=1e-4, abs=1e-4)
     assert abs(ba[False, c] - ba[False, 1.0]) > 0.5
@@ -493,8 +593,9 @@ def test_standardised_targets_reach_log_q_entropy_and_memory(tiny):
     assert torch.allclose(out.log_q["tv"], model.predictors["tv"].log_prob(out.h_t, y), atol=1e-5)
     assert torch.allclose(out.entropy["tv"], bounds.polarity_entropy(y, batch["labels"]), atol=1e-5)
     stored = model.memories["v"].read()
-    assert torch.allclose(torch.cat([stored[0], stored[1]]).std(0, unbiased=False), torch.ones(y.shape[1]),
-                          atol=1e-3)
+    assert torch.allclose(
+        torch.cat([stored[0], stored[1]]).std(0, unbiased=False), torch.ones(y.shape[1]), atol=1e-3
+    )
 
 
 def test_unlabelled_clips_skip_the_task_loss_and_take_the_predicted_polarity(tiny):
@@ -512,7 +613,9 @@ def test_unlabelled_clips_skip_the_task_loss_and_take_the_predicted_polarity(tin
     assert terms["task"].item() == pytest.approx(mae_known.item(), rel=1e-6)
     filled = torch.where(unknown, out.pred.detach(), batch["labels"])
     for m in ("v", "a"):
-        assert torch.allclose(out.entropy["t" + m], bounds.polarity_entropy(out.h_v if m == "v" else out.h_a, filled))
+        assert torch.allclose(
+            out.entropy["t" + m], bounds.polarity_entropy(out.h_v if m == "v" else out.h_a, filled)
+        )
     none_known = model.losses(out, torch.full_like(batch["labels"], torch.nan))
     assert none_known["task"].item() == 0.0 and math.isfinite(none_known["main"].item())
 
@@ -522,10 +625,22 @@ def test_a_unimodal_model_sees_only_its_modality(tiny, keep):
     model = make_model(tiny, modalities=(keep,), ba_pairs=(), cpc_terms=()).eval()
     assert model.fusion.fc1.in_features == model.dims[keep]
     batch, other = make_batch(tiny[1], seed=0), make_batch(tiny[1], seed=1)
-    other = {**other, "input_ids": batch["input_ids"].flip(0), "attention_mask": batch["attention_mask"].flip(0),
-             "token_type_ids": batch["token_type_ids"].flip(0)}
-    mixed = {k: (batch if k.startswith({"t": ("input", "attention", "token"), "v": ("visual",),
-                                        "a": ("acoustic",)}[keep]) else other)[k] for k in batch}
+    other = {
+        **other,
+        "input_ids": batch["input_ids"].flip(0),
+        "attention_mask": batch["attention_mask"].flip(0),
+        "token_type_ids": batch["token_type_ids"].flip(0),
+    }
+    mixed = {
+        k: (
+            batch
+            if k.startswith(
+                {"t": ("input", "attention", "token"), "v": ("visual",), "a": ("acoustic",)}[keep]
+            )
+            else other
+        )[k]
+        for k in batch
+    }
     assert torch.equal(model.predict(mixed), model.predict(batch))
     assert not torch.equal(model.predict(other), model.predict(batch))
 
@@ -561,8 +676,10 @@ def test_cross_modal_infonce_is_clips_loss_of_two_projections(tiny):
     torch.testing.assert_close(terms["main"], base["main"] + 0.3 * terms["xmodal"])
     for k in base.keys() - {"main"}:
         assert torch.equal(terms[k], base[k]), k
-    unlabelled = ({k: v for k, v in batch.items() if k != "labels"},
-                  {**batch, "labels": torch.full((12,), torch.nan)})
+    unlabelled = (
+        {k: v for k, v in batch.items() if k != "labels"},
+        {**batch, "labels": torch.full((12,), torch.nan)},
+    )
     for b in unlabelled:  # every clip counts, labelled or not (as in the CPC terms)
         again = model(b).xmodal_loss
         assert all(torch.equal(again[p], out.xmodal_loss[p]) for p in kw["xmodal_pairs"])
@@ -585,8 +702,9 @@ def test_objectives_beyond_the_paper_are_off_by_default(tiny):
     nothing."""
     assert MMIMConfig().xmodal_pairs == () and MMIMConfig().entropy_projection == "none"
     default = make_model(tiny).eval()
-    idle = make_model(tiny, xmodal_weight=0.7, xmodal_dim=8, xmodal_temperature=0.3,
-                      entropy_projection_dim=3).eval()
+    idle = make_model(
+        tiny, xmodal_weight=0.7, xmodal_dim=8, xmodal_temperature=0.3, entropy_projection_dim=3
+    ).eval()
     names = [n for n, _ in default.named_parameters()]
     assert not [n for n in names if n.startswith(("xmodal", "entropy_proj"))]
     sd, sd_idle = default.state_dict(), idle.state_dict()
@@ -596,8 +714,17 @@ def test_objectives_beyond_the_paper_are_off_by_default(tiny):
     for model in (default, idle):
         model(batch, update_memory=True)
         terms.append(model.losses(model(batch2), batch2["labels"]))
-    assert set(terms[0]) == {"task", "cpc_t", "cpc_v", "cpc_a", "ba_tv", "ba_ta", "cpc", "ba",
-                             "main"}
+    assert set(terms[0]) == {
+        "task",
+        "cpc_t",
+        "cpc_v",
+        "cpc_a",
+        "ba_tv",
+        "ba_ta",
+        "cpc",
+        "ba",
+        "main",
+    }
     assert terms[0].keys() == terms[1].keys()
     assert all(torch.equal(terms[0][k], terms[1][k]) for k in terms[0])
 

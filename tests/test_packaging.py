@@ -1,5 +1,6 @@
 """The conda environment and pyproject.toml must list the same packages, and Binder installs
 the package as CI does."""
+
 import os
 import re
 from pathlib import Path
@@ -51,14 +52,19 @@ def test_binder_installs_the_package_with_the_cpu_torch_pinned_as_in_ci():
     post = ROOT / "binder" / "postBuild"
     assert os.access(post, os.X_OK)
     flow_file = ROOT / ".github" / "workflows" / "book.yml"
-    pins = {re.search(r"torch==[\d.]+", p.read_text())[0]
-            for p in (ROOT / ".ci" / "run", ROOT / "README.md", flow_file, post)}
+    pins = {
+        re.search(r"torch==[\d.]+", p.read_text())[0]
+        for p in (ROOT / ".ci" / "run", ROOT / "README.md", flow_file, post)
+    }
     assert len(pins) == 1, pins
     steps = post.read_text()
     cpu_index = "https://download.pytorch.org/whl/cpu"
     assert f"pip install --no-cache-dir {pins.pop()} --index-url {cpu_index}" in steps
     assert 'pip install --no-cache-dir -e ".[dev]"' in steps
     flow = yaml.safe_load(flow_file.read_text())
-    python = next(s["with"]["python-version"] for s in flow["jobs"]["build"]["steps"]
-                  if s.get("uses", "").startswith("actions/setup-python@"))
+    python = next(
+        s["with"]["python-version"]
+        for s in flow["jobs"]["build"]["steps"]
+        if s.get("uses", "").startswith("actions/setup-python@")
+    )
     assert (ROOT / "binder" / "runtime.txt").read_text().strip() == f"python-{python}"

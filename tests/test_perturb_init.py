@@ -80,9 +80,11 @@ def test_kernels_started_with_the_option_perturb_and_keep_their_namespace(tmp_pa
     """What `pytest --nbval --perturb-init 1e-4` gives every notebook kernel (book/conftest.py)."""
     env = {**os.environ, **perturbed_kernel_env(1e-4, "3", tmp_path / "ipython")}
     assert env[ENV_SCALE] == "0.0001" and env[ENV_SALT] == "3"
-    code = ("import torch\n"
-            "print(hasattr(torch.nn.init.kaiming_uniform_, '__wrapped__'),\n"
-            "      [k for k in globals() if 'runpy' in k or 'perturb' in k])")
+    code = (
+        "import torch\n"
+        "print(hasattr(torch.nn.init.kaiming_uniform_, '__wrapped__'),\n"
+        "      [k for k in globals() if 'runpy' in k or 'perturb' in k])"
+    )
     notebook = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(code)])
     manager = KernelManager(kernel_name="python3")
     manager.start_kernel(env=env)
@@ -96,7 +98,9 @@ def test_kernels_started_with_the_option_perturb_and_keep_their_namespace(tmp_pa
 @pytest.mark.parametrize("scale", ["0", ""])
 def test_off_by_default(scale, tmp_path):
     env = {**os.environ, ENV_SCALE: scale}
-    code = (f"import sys, torch; sys.path.insert(0, {str(BOOK)!r}); import perturb_init;"
-            "print(perturb_init.install_from_env(), hasattr(torch.nn.init.normal_, '__wrapped__'))")
+    code = (
+        f"import sys, torch; sys.path.insert(0, {str(BOOK)!r}); import perturb_init;"
+        "print(perturb_init.install_from_env(), hasattr(torch.nn.init.normal_, '__wrapped__'))"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
     assert out.stdout.split() == ["False", "False"], out.stderr

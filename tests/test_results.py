@@ -1,4 +1,5 @@
-"""Committed result files: provenance, regeneration, and staleness against today's presets and CLI."""
+"""Committed result files: provenance, regeneration, and staleness against today's presets and
+CLI."""
 
 from __future__ import annotations
 
@@ -52,7 +53,9 @@ def test_result_file_records_command_version_and_source_hash(path):
     assert re.fullmatch(r"[0-9a-f]{64}", data["source_sha256"])
     assert re.fullmatch(r"[0-9a-f]{40}", data["git_commit"])
     commands = regenerate.commands()
-    assert _rel(path) in commands, "benchmarks/regenerate.py does not know how to regenerate this file"
+    assert _rel(path) in commands, (
+        "benchmarks/regenerate.py does not know how to regenerate this file"
+    )
     for command in _recorded_commands(data):
         assert command in commands[_rel(path)], f"{command!r} is not what regenerate.py runs"
 
@@ -63,9 +66,10 @@ def test_regenerate_knows_only_committed_files():
 
 @pytest.mark.parametrize("file", sorted(regenerate.RUN_SETS))
 def test_run_sets_are_what_todays_presets_and_cli_would_run(file):
-    """Each configuration's stored config, read by today's code (fields added since take their defaults), equals
-    the one its command line yields today; its data equals what today's generator options give. A changed preset,
-    a renamed option or a new default makes this fail: regenerate the file (benchmarks/regenerate.py)."""
+    """Each configuration's stored config, read by today's code (fields added since take their
+    defaults), equals the one its command line yields today; its data equals what today's generator
+    options give. A changed preset, a renamed option or a new default makes this fail: regenerate
+    the file (benchmarks/regenerate.py)."""
     data = json.loads((ROOT / file).read_text())
     configs = regenerate.RUN_SETS[file][0]
     assert set(data["configs"]) == set(configs)
@@ -74,11 +78,19 @@ def test_run_sets_are_what_todays_presets_and_cli_would_run(file):
     for key, entry in data["configs"].items():
         assert entry["command"] == regenerate.synthmosi_command(key, file=file)
         words = shlex.split(entry["command"])
-        args = parser.parse_args(words[words.index("mmim-lite") + 1:])
-        today, stored = config_from_args(args).to_dict(), MMIMConfig.from_dict(entry["config"]).to_dict()
-        assert stored == today, (key, {k: (stored.get(k), v) for k, v in today.items() if stored.get(k) != v})
+        args = parser.parse_args(words[words.index("mmim-lite") + 1 :])
+        today, stored = (
+            config_from_args(args).to_dict(),
+            MMIMConfig.from_dict(entry["config"]).to_dict(),
+        )
+        assert stored == today, (
+            key,
+            {k: (stored.get(k), v) for k, v in today.items() if stored.get(k) != v},
+        )
         assert entry["seeds"] == list(range(args.seeds and int(args.seeds)))
-        given = {k[7:]: v for k, v in vars(args).items() if k.startswith("synth__") and v is not None}
+        given = {
+            k[7:]: v for k, v in vars(args).items() if k.startswith("synth__") and v is not None
+        }
         for name, value in entry.get("data", data["data"]["synth"]).items():
             default = given.get(name, defaults[name].default)
             assert value == (list(default) if isinstance(default, tuple) else default), (key, name)
@@ -88,7 +100,9 @@ def test_run_sets_are_what_todays_presets_and_cli_would_run(file):
 def test_throughput_results_are_what_todays_benchmark_would_run(name):
     data = json.loads((ROOT / "benchmarks" / "results" / name).read_text())
     throughput = _script("throughput")
-    stored = MMIMConfig.from_dict(data["protocol"]["mmim_config"]).to_dict()  # settings added since: defaults
+    stored = MMIMConfig.from_dict(
+        data["protocol"]["mmim_config"]
+    ).to_dict()  # settings added since: defaults
     assert stored == throughput.cpu_config(smoke=False).to_dict()
     assert data["smoke"] is False and data["part"] == "cpu"
 
@@ -97,13 +111,26 @@ def test_throughput_results_are_what_todays_benchmark_would_run(name):
 def test_regenerate_smoke_rebuilds_the_ablations_file(tmp_path):
     """The whole synthmosi_runs.json pipeline (16 CLI runs + collection) at toy size: the file it
     writes has every field the committed file has, and records the code that made it."""
-    proc = subprocess.run([sys.executable, "benchmarks/regenerate.py", "--smoke", "--out", str(tmp_path),
-                           "book/results/synthmosi_runs.json"], cwd=ROOT, capture_output=True, text=True,
-                          timeout=600)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "benchmarks/regenerate.py",
+            "--smoke",
+            "--out",
+            str(tmp_path),
+            "book/results/synthmosi_runs.json",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
     new = json.loads((tmp_path / "synthmosi_runs.json").read_text())
     committed = json.loads((ROOT / "book" / "results" / "synthmosi_runs.json").read_text())
-    missing = {"top": set(committed) - set(new) - {"package_note", "package_commit", "provenance_note"}}
+    missing = {
+        "top": set(committed) - set(new) - {"package_note", "package_commit", "provenance_note"}
+    }
     for key, entry in committed["configs"].items():
         missing[key] = set(entry) - set(new["configs"][key])
         missing[key + " run"] = set(entry["runs"][0]) - set(new["configs"][key]["runs"][0])
@@ -116,8 +143,8 @@ def test_regenerate_smoke_rebuilds_the_ablations_file(tmp_path):
 
 def test_case_study_checkpoint_is_the_model_its_record_describes():
     """The committed model of the case study: the file its record hashes, best weights only (the
-    frozen MiniLM is not stored), readable with weights_only=True, trained with the configuration its
-    recorded command yields today."""
+    frozen MiniLM is not stored), readable with weights_only=True, trained with the configuration
+    its recorded command yields today."""
     import hashlib
 
     from mmim_lite.runtime import load_checkpoint
@@ -130,6 +157,6 @@ def test_case_study_checkpoint_is_the_model_its_record_describes():
     assert not any(k.startswith("text_model.") for k in state["model"])
     assert record["command"] == regenerate.case_study_command()
     words = shlex.split(record["command"])
-    args = build_parser().parse_args(words[words.index("mmim-lite") + 1:])
+    args = build_parser().parse_args(words[words.index("mmim-lite") + 1 :])
     assert MMIMConfig.from_dict(state["config"]) == config_from_args(args)
     assert record["data"]["seed"] == 0 and make_synthmosi(**record["data"]).splits["test"]

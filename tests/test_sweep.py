@@ -45,13 +45,27 @@ from mmim_lite.sweep import (
 from mmim_lite.synth import make_synthmosi
 
 ROOT = Path(__file__).resolve().parents[1]
-DATA = ["--data", "synthmosi", "--n-train", "32", "--n-valid", "16", "--n-test", "16",
-        "--synth-visual-frames", "5,10", "--synth-acoustic-frames", "5,10"]
+DATA = [
+    "--data",
+    "synthmosi",
+    "--n-train",
+    "32",
+    "--n-valid",
+    "16",
+    "--n-test",
+    "16",
+    "--synth-visual-frames",
+    "5,10",
+    "--synth-acoustic-frames",
+    "5,10",
+]
 TINY = [*DATA, "--text-encoder", "tiny", "--epochs", "1"]
 SPACE = {"alpha": [0.1, 0.3], "visual_hidden,acoustic_hidden": [8, 16]}  # 4 settings
 POINTS = [{"alpha": a, "visual_hidden,acoustic_hidden": h} for a in (0.1, 0.3) for h in (8, 16)]
-EPOCH = re.compile(r"seed (\d+) epoch (\d+)/\d+: train loss [0-9.]+ \(task [0-9.]+\), valid MAE [0-9.]+, best epoch \d+, "
-                   r"[0-9.]+ s")  # the line each epoch prints off a terminal, or with --devices
+EPOCH = re.compile(
+    r"seed (\d+) epoch (\d+)/\d+: train loss [0-9.]+ \(task [0-9.]+\), valid MAE [0-9.]+, best epoch \d+, "
+    r"[0-9.]+ s"
+)  # the line each epoch prints off a terminal, or with --devices
 
 
 def epoch_lines(err: str) -> list[tuple[str, str]]:
@@ -69,7 +83,9 @@ def trials_of(url: str, study: str = "mmim-lite") -> list[optuna.trial.FrozenTri
     return optuna.load_study(study_name=study, storage=open_storage(url)).get_trials()
 
 
-def assert_each_point_complete_once(trials: list[optuna.trial.FrozenTrial], points: list[dict]) -> None:
+def assert_each_point_complete_once(
+    trials: list[optuna.trial.FrozenTrial], points: list[dict]
+) -> None:
     """Every grid point COMPLETE exactly once, with its own setting; nothing else COMPLETE."""
     complete = [t for t in trials if t.state == TrialState.COMPLETE]
     assert sorted(t.user_attrs["grid_point"] for t in complete) == list(range(len(points)))
@@ -78,22 +94,31 @@ def assert_each_point_complete_once(trials: list[optuna.trial.FrozenTrial], poin
         runs = t.user_attrs["runs"]  # the objective: the mean validation MAE over the seeds
         assert t.value == pytest.approx(sum(r["valid"]["mae"] for r in runs) / len(runs))
     # a trial that found the queue empty (a race between workers) is pruned with no setting
-    assert all(t.state == TrialState.FAIL or not t.params for t in trials if t.state != TrialState.COMPLETE)
+    assert all(
+        t.state == TrialState.FAIL or not t.params for t in trials if t.state != TrialState.COMPLETE
+    )
 
 
 # ----------------------------------------------------------------------------- the search space
 def test_paper_space_is_sec_4_3_grid_of_648_distinct_valid_settings():
-    sweep = Sweep(base=MMIMConfig.preset("mosi"), space=PAPER_SPACE, seeds=(0,), storage="sqlite://")
+    sweep = Sweep(
+        base=MMIMConfig.preset("mosi"), space=PAPER_SPACE, seeds=(0,), storage="sqlite://"
+    )
     points = sweep.points
     assert len(points) == len({json.dumps(p, sort_keys=True) for p in points}) == 648
     configs = [sweep.config(p) for p in points]
     assert all(c.visual_hidden == c.acoustic_hidden in (32, 64) for c in configs)
-    assert {c.memory_size for c in configs} == {1, 2, 3} and {c.lr_main for c in configs} == {5e-4, 1e-3, 5e-3}
+    assert {c.memory_size for c in configs} == {1, 2, 3} and {c.lr_main for c in configs} == {
+        5e-4,
+        1e-3,
+        5e-3,
+    }
 
 
 @pytest.mark.filterwarnings("ignore:Heartbeat of storage")  # ask/tell here, not optimize
 def test_sqlite_queue_hands_out_each_trial_once(tmp_path):
-    """Workers racing for queued trials on SQLite (no SELECT ... FOR UPDATE there): each pops a trial once."""
+    """Workers racing for queued trials on SQLite (no SELECT ... FOR UPDATE there): each pops a
+    trial once."""
     url = f"sqlite:///{tmp_path / 'q.db'}"
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     study = optuna.create_study(study_name="q", storage=open_storage(url, 1))
@@ -116,12 +141,27 @@ def test_sqlite_queue_hands_out_each_trial_once(tmp_path):
     assert sorted(popped) == list(range(40))  # without BEGIN IMMEDIATE some trials are popped twice
 
 
-# ----------------------------------------------------------------------------- two workers, one SQLite study
+# ----------------------------------------------------------------------------- two workers, one
+# SQLite study
 @pytest.fixture(scope="module")
 def swept(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("sweep")
-    argv = ["sweep", *TINY, "--space", space_file(out, SPACE), "--seeds", "2", "--workers", "2", "--devices", "cpu",
-            "--heartbeat", "2", "--out", str(out)]
+    argv = [
+        "sweep",
+        *TINY,
+        "--space",
+        space_file(out, SPACE),
+        "--seeds",
+        "2",
+        "--workers",
+        "2",
+        "--devices",
+        "cpu",
+        "--heartbeat",
+        "2",
+        "--out",
+        str(out),
+    ]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)
         assert cli.main(argv) == 0
@@ -133,23 +173,34 @@ def test_two_workers_run_every_grid_point_exactly_once(swept):
     trials = trials_of(f"sqlite:///{swept / 'study.db'}")
     assert_each_point_complete_once(trials, POINTS)
     for t in trials:
-        if t.state == TrialState.COMPLETE:  # K=2 seeds per setting, their valid and test metrics stored
+        if (
+            t.state == TrialState.COMPLETE
+        ):  # K=2 seeds per setting, their valid and test metrics stored
             assert [r["seed"] for r in t.user_attrs["runs"]] == [0, 1]
-            assert set(t.user_attrs["valid"]) == set(t.user_attrs["test"]) and "mae" in t.user_attrs["test"]
+            assert (
+                set(t.user_attrs["valid"]) == set(t.user_attrs["test"])
+                and "mae" in t.user_attrs["test"]
+            )
 
 
 @pytest.mark.slow
 def test_report_selects_on_validation_and_shows_test_for_the_best_only(swept):
-    trials = [t for t in trials_of(f"sqlite:///{swept / 'study.db'}") if t.state == TrialState.COMPLETE]
+    trials = [
+        t for t in trials_of(f"sqlite:///{swept / 'study.db'}") if t.state == TrialState.COMPLETE
+    ]
     best = min(trials, key=lambda t: t.user_attrs["valid"]["mae"]["mean"])
     report = json.loads((swept / "best.json").read_text())
     assert report["trial"] == best.number and report["test"] == best.user_attrs["test"]
     with open(swept / "top.csv", newline="") as fh:
         rows = list(csv.DictReader(fh))
-    assert len(rows) == 4 and not any("test" in key for key in rows[0])  # the table never shows test numbers
+    assert len(rows) == 4 and not any(
+        "test" in key for key in rows[0]
+    )  # the table never shows test numbers
     maes = [float(r["valid_mae"]) for r in rows]
     assert maes == sorted(maes) and int(rows[0]["trial"]) == best.number
-    assert (swept / "history.png").stat().st_size > 0 and (swept / "importances.png").stat().st_size > 0
+    assert (swept / "history.png").stat().st_size > 0 and (
+        swept / "importances.png"
+    ).stat().st_size > 0
 
 
 @pytest.mark.slow
@@ -173,20 +224,29 @@ def made_up_study(space: dict[str, list], value, skip=()) -> optuna.Study:
     study = optuna.create_study()
     distributions = {k: CategoricalDistribution(v) for k, v in space.items()}
     for i, point in enumerate(Sweep(MMIMConfig(), space, (0,), "sqlite://").points):
-        valid = {k: {"mean": value(point), "std": 0.0}
-                 for k in ("mae", "corr", "acc2_non0", "f1_non0")}
+        valid = {
+            k: {"mean": value(point), "std": 0.0} for k in ("mae", "corr", "acc2_non0", "f1_non0")
+        }
         state = TrialState.PRUNED if i in skip else TrialState.COMPLETE
-        study.add_trial(create_trial(state=state, params=point, distributions=distributions,
-                                     value=None if i in skip else value(point),
-                                     user_attrs={"grid_point": i, "valid": valid}))
+        study.add_trial(
+            create_trial(
+                state=state,
+                params=point,
+                distributions=distributions,
+                value=None if i in skip else value(point),
+                user_attrs={"grid_point": i, "valid": valid},
+            )
+        )
     return study
 
 
 def test_grid_table_keeps_the_lowest_mean_over_the_other_parameters():
     space = {"alpha": [0.1, 0.3], "beta": [0.05, 0.1, 0.3], "memory_size": [1, 2]}
     # memory_size 1 is best for beta 0.3 only; points 0 and 1 (alpha 0.1, beta 0.05) not completed
-    mae = {(a, b, m): 1 + a - 2 * b + (0.37 if (m == 1) == (b < 0.3) else 0.0)
-           for a, b, m in itertools.product(*space.values())}
+    mae = {
+        (a, b, m): 1 + a - 2 * b + (0.37 if (m == 1) == (b < 0.3) else 0.0)
+        for a, b, m in itertools.product(*space.values())
+    }
     study = made_up_study(space, lambda point: mae[tuple(point.values())], skip=(0, 1))
     table = grid_table(study.trials, "beta", "alpha")
     assert list(table.index) == space["beta"] and list(table.columns) == space["alpha"]
@@ -200,10 +260,18 @@ def test_grid_table_keeps_the_lowest_mean_over_the_other_parameters():
 @pytest.mark.filterwarnings("ignore:Target and region quantiles")  # importances of a flat study
 def test_report_draws_the_grid_only_when_two_parameters_vary(tmp_path):
     base = MMIMConfig.preset("synthmosi")
-    many = {"beta": [0.1, 0.3], "alpha": [i / 20 for i in range(1, 13)]}  # equal importances: 12 columns
-    for i, (space, drawn) in enumerate((({"alpha": [0.1, 0.3]}, False),
-                                        ({"alpha": [0.1, 0.3], "beta": [0.1], "memory_size": [1, 2]}, True),
-                                        (PAPER_SPACE, True), (many, True))):
+    many = {
+        "beta": [0.1, 0.3],
+        "alpha": [i / 20 for i in range(1, 13)],
+    }  # equal importances: 12 columns
+    for i, (space, drawn) in enumerate(
+        (
+            ({"alpha": [0.1, 0.3]}, False),
+            ({"alpha": [0.1, 0.3], "beta": [0.1], "memory_size": [1, 2]}, True),
+            (PAPER_SPACE, True),
+            (many, True),
+        )
+    ):
         out = tmp_path / str(i)
         out.mkdir()
         study = made_up_study(space, lambda point: point["alpha"] * (space is not many))
@@ -217,35 +285,65 @@ def test_report_draws_the_grid_only_when_two_parameters_vary(tmp_path):
 @pytest.mark.slow
 def test_best_config_trains_again_to_the_sweeps_numbers(run_cli, swept, tmp_path):
     config = swept / "best_config.json"
-    code, out, err = run_cli("train", *DATA, "--config", str(config), "--seeds", "2", "--device", "cpu",
-                         "--out", str(tmp_path))
+    code, out, err = run_cli(
+        "train",
+        *DATA,
+        "--config",
+        str(config),
+        "--seeds",
+        "2",
+        "--device",
+        "cpu",
+        "--out",
+        str(tmp_path),
+    )
     assert code == 0 and epoch_lines(err) == [("0", "1"), ("1", "1")]
     assert json.loads((tmp_path / "config.json").read_text()) == json.loads(config.read_text())
     best = json.loads((swept / "best.json").read_text())
     for run_ in best["runs"]:  # the same setting, seeds and threads: the same numbers
         metrics = json.loads((tmp_path / f"seed_{run_['seed']}" / "metrics.json").read_text())
         assert metrics["valid"] == run_["valid"] and metrics["test"] == run_["test"]
-    code, _, err = run_cli("train", *DATA, "--config", str(config), "--preset", "mosi", "--out", str(tmp_path))
+    code, _, err = run_cli(
+        "train", *DATA, "--config", str(config), "--preset", "mosi", "--out", str(tmp_path)
+    )
     assert code == 2 and "--config and --preset" in err
 
 
-# ----------------------------------------------------------------------------- a worker killed mid-trial
+# ----------------------------------------------------------------------------- a worker killed
+# mid-trial
 @pytest.mark.slow
 def test_killed_worker_then_restart_finishes_the_study(tmp_path):
     space = {"alpha": [0.1, 0.2, 0.3]}
     db = tmp_path / "study.db"
-    argv = [sys.executable, "-m", "mmim_lite", "sweep", *TINY, "--space", space_file(tmp_path, space),
-            "--heartbeat", "1", "--devices", "cpu", "--out", str(tmp_path)]
+    argv = [
+        sys.executable,
+        "-m",
+        "mmim_lite",
+        "sweep",
+        *TINY,
+        "--space",
+        space_file(tmp_path, space),
+        "--heartbeat",
+        "1",
+        "--devices",
+        "cpu",
+        "--out",
+        str(tmp_path),
+    ]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    proc = subprocess.Popen(argv, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        argv, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     killed, deadline = None, time.monotonic() + 90
     try:
         while killed is None and proc.poll() is None and time.monotonic() < deadline:
             time.sleep(0.05)
             try:  # read-only look at Optuna's tables: a trial running its setting (heartbeat thread started)
                 with sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=10) as con:
-                    row = con.execute("SELECT t.number FROM trials t JOIN trial_user_attributes a ON a.trial_id = "
-                                      "t.trial_id WHERE t.state = 'RUNNING' AND a.key = 'worker'").fetchone()
+                    row = con.execute(
+                        "SELECT t.number FROM trials t JOIN trial_user_attributes a ON a.trial_id = "
+                        "t.trial_id WHERE t.state = 'RUNNING' AND a.key = 'worker'"
+                    ).fetchone()
                 killed = row[0] if row else None
             except sqlite3.OperationalError:  # no database or tables yet
                 pass
@@ -253,27 +351,43 @@ def test_killed_worker_then_restart_finishes_the_study(tmp_path):
         proc.kill()
         proc.wait()
     assert killed is not None, "no trial was seen running"
-    assert trials_of(f"sqlite:///{db}")[killed].state == TrialState.RUNNING  # the study as the kill left it
+    assert (
+        trials_of(f"sqlite:///{db}")[killed].state == TrialState.RUNNING
+    )  # the study as the kill left it
     done = subprocess.run(argv, cwd=ROOT, env=env, capture_output=True, text=True, timeout=180)
     assert done.returncode == 0, done.stderr[-2000:]
     trials = trials_of(f"sqlite:///{db}")
     assert trials[killed].state == TrialState.FAIL  # stale heartbeat: failed ...
     point = trials[killed].user_attrs["grid_point"]
-    again = [t for t in trials if t.state == TrialState.COMPLETE and t.user_attrs["grid_point"] == point]
-    assert [t.system_attrs.get("failed_trial") for t in again] == [killed]  # ... and its setting retried once
+    again = [
+        t for t in trials if t.state == TrialState.COMPLETE and t.user_attrs["grid_point"] == point
+    ]
+    assert [t.system_attrs.get("failed_trial") for t in again] == [
+        killed
+    ]  # ... and its setting retried once
     assert_each_point_complete_once(trials, [{"alpha": a} for a in space["alpha"]])
     assert not (tmp_path / "grid.png").exists()  # one parameter: no grid to draw
 
 
-@pytest.mark.filterwarnings("ignore:Heartbeat of storage")  # the test pops a trial with ask, not optimize
+@pytest.mark.filterwarnings(
+    "ignore:Heartbeat of storage"
+)  # the test pops a trial with ask, not optimize
 def test_trial_whose_worker_died_before_its_first_heartbeat_is_retried(tmp_path):
-    """A worker killed between popping a trial and its first heartbeat: the trial is failed and retried too."""
+    """A worker killed between popping a trial and its first heartbeat: the trial is failed and
+    retried too."""
     url = f"sqlite:///{tmp_path / 'study.db'}"
-    sweep = Sweep(base=MMIMConfig.preset("synthmosi", text_encoder="tiny", epochs=1), space={"alpha": [0.1, 0.3]},
-                  seeds=(0,), storage=url, heartbeat=1)
+    sweep = Sweep(
+        base=MMIMConfig.preset("synthmosi", text_encoder="tiny", epochs=1),
+        space={"alpha": [0.1, 0.3]},
+        seeds=(0,),
+        storage=url,
+        heartbeat=1,
+    )
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        dead = open_study(sweep, open_storage(url, 1)).ask().number  # RUNNING, no heartbeat, no worker
+        dead = (
+            open_study(sweep, open_storage(url, 1)).ask().number
+        )  # RUNNING, no heartbeat, no worker
     splits = make_synthmosi(n_train=32, n_valid=16, n_test=16, seed=0).splits
     worker = threading.Thread(target=run_sweep, args=(sweep, splits, tmp_path), daemon=True)
     worker.start()
@@ -284,14 +398,19 @@ def test_trial_whose_worker_died_before_its_first_heartbeat_is_retried(tmp_path)
     assert_each_point_complete_once(trials, [{"alpha": 0.1}, {"alpha": 0.3}])
 
 
-# ----------------------------------------------------------------------------- a real PostgreSQL server
+# ----------------------------------------------------------------------------- a real PostgreSQL
+# server
 @pytest.fixture
 def postgres_url():
     initdb = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"))
     if not initdb:
-        pytest.skip("no PostgreSQL server binaries (/usr/lib/postgresql/*/bin/initdb): apt-get install postgresql")
+        pytest.skip(
+            "no PostgreSQL server binaries (/usr/lib/postgresql/*/bin/initdb): apt-get install postgresql"
+        )
     bindir = Path(initdb[-1]).parent
-    base = Path(tempfile.mkdtemp(prefix="mmim-pg-"))  # not under pytest's root-only folder: postgres must reach it
+    base = Path(
+        tempfile.mkdtemp(prefix="mmim-pg-")
+    )  # not under pytest's root-only folder: postgres must reach it
     as_postgres = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
     if as_postgres:
         shutil.chown(base, "postgres")
@@ -299,23 +418,72 @@ def postgres_url():
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     data, log = base / "data", base / "log"
-    subprocess.run([*as_postgres, str(bindir / "initdb"), "-D", str(data), "-A", "trust", "-U", "postgres",
-                    "--no-sync"], check=True, capture_output=True, timeout=120)
-    subprocess.run([*as_postgres, str(bindir / "pg_ctl"), "-D", str(data), "-l", str(log), "-w", "-t", "60", "-o",
-                    f"-p {port} -c listen_addresses='' -c unix_socket_directories={base} -c fsync=off", "start"],
-                   check=True, capture_output=True, timeout=120)
+    subprocess.run(
+        [
+            *as_postgres,
+            str(bindir / "initdb"),
+            "-D",
+            str(data),
+            "-A",
+            "trust",
+            "-U",
+            "postgres",
+            "--no-sync",
+        ],
+        check=True,
+        capture_output=True,
+        timeout=120,
+    )
+    subprocess.run(
+        [
+            *as_postgres,
+            str(bindir / "pg_ctl"),
+            "-D",
+            str(data),
+            "-l",
+            str(log),
+            "-w",
+            "-t",
+            "60",
+            "-o",
+            f"-p {port} -c listen_addresses='' -c unix_socket_directories={base} -c fsync=off",
+            "start",
+        ],
+        check=True,
+        capture_output=True,
+        timeout=120,
+    )
     try:
         yield f"postgresql://postgres@/postgres?host={base}&port={port}"
     finally:
-        subprocess.run([*as_postgres, str(bindir / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop"],
-                       capture_output=True, timeout=60)
+        subprocess.run(
+            [*as_postgres, str(bindir / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop"],
+            capture_output=True,
+            timeout=60,
+        )
         shutil.rmtree(base, ignore_errors=True)
 
 
 @pytest.mark.slow
 def test_two_workers_share_a_postgresql_study(postgres_url, tmp_path):
-    argv = ["sweep", *TINY, "--space", space_file(tmp_path, SPACE), "--storage", postgres_url, "--study", "pg",
-            "--workers", "2", "--devices", "cpu", "--heartbeat", "2", "--out", str(tmp_path)]
+    argv = [
+        "sweep",
+        *TINY,
+        "--space",
+        space_file(tmp_path, SPACE),
+        "--storage",
+        postgres_url,
+        "--study",
+        "pg",
+        "--workers",
+        "2",
+        "--devices",
+        "cpu",
+        "--heartbeat",
+        "2",
+        "--out",
+        str(tmp_path),
+    ]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)
         assert cli.main(argv) == 0
@@ -328,7 +496,11 @@ BAD = {
     "bad storage URL": ({"storage": "nosuchdb://x"}, SPACE, "nosuchdb"),
     "unknown parameter": ({}, {"alpha": [0.1], "gamma": [1]}, "unknown parameter 'gamma'"),
     "empty grid": ({}, {"alpha": []}, "'alpha' has an empty grid"),
-    "range with grid": ({}, {"lr_main": {"low": 1e-4, "high": 1e-2, "log": True}}, "--sampler grid"),
+    "range with grid": (
+        {},
+        {"lr_main": {"low": 1e-4, "high": 1e-2, "log": True}},
+        "--sampler grid",
+    ),
     "invalid value": ({}, {"dropout": [0.5, 1.5]}, "dropout must be in [0, 1)"),
     "other sweep, same study": ({"seeds": "3"}, SPACE, "belongs to another sweep"),
 }
@@ -338,10 +510,22 @@ BAD = {
 @pytest.mark.slow
 def test_bad_input_fails_with_one_line(run_cli, swept, tmp_path, case):
     options, space, words = BAD[case]
-    storage = options.get("storage", f"sqlite:///{swept / 'study.db'}")  # the finished study of `swept`
+    storage = options.get(
+        "storage", f"sqlite:///{swept / 'study.db'}"
+    )  # the finished study of `swept`
     path = space_file(tmp_path, space)
-    code, out, err = run_cli("sweep", *TINY, "--space", path, "--storage", storage, "--seeds",
-                         options.get("seeds", "1"), "--out", str(tmp_path / "o"))
+    code, out, err = run_cli(
+        "sweep",
+        *TINY,
+        "--space",
+        path,
+        "--storage",
+        storage,
+        "--seeds",
+        options.get("seeds", "1"),
+        "--out",
+        str(tmp_path / "o"),
+    )
     assert code == 2 and out == "", err
     lines = err.splitlines()
     assert len(lines) == 1 and lines[0].startswith("mmim-lite: error: "), err
@@ -356,12 +540,19 @@ def test_seeds_on_two_cpu_slots_equal_the_sequential_run(run_cli, tmp_path):
     args = ["train", *TINY, "--seeds", "3", "--ba-pairs", "tv,ta,va"]
     assert run_cli(*args, "--device", "cpu", "--out", str(tmp_path / "seq"))[0] == 0
     code, _, err = run_cli(*args, "--devices", "cpu,cpu", "--out", str(tmp_path / "par"))
-    assert code == 0 and sorted(epoch_lines(err)) == [("0", "1"), ("1", "1"), ("2", "1")]  # each worker's, by seed
+    assert code == 0 and sorted(epoch_lines(err)) == [
+        ("0", "1"),
+        ("1", "1"),
+        ("2", "1"),
+    ]  # each worker's, by seed
     for seed in (0, 1, 2):
         for name in ("metrics.json", "history.csv", "config.json"):
             seq, par = (tmp_path / d / f"seed_{seed}" / name for d in ("seq", "par"))
             if name == "history.csv":  # timings differ, the numbers do not
-                seq, par = ([line.rsplit(",", 1)[0] for line in p.read_text().splitlines()] for p in (seq, par))
+                seq, par = (
+                    [line.rsplit(",", 1)[0] for line in p.read_text().splitlines()]
+                    for p in (seq, par)
+                )
                 assert seq == par
             else:
                 assert seq.read_bytes() == par.read_bytes()

@@ -11,8 +11,17 @@ import pytest
 from scipy.special import logsumexp, ndtr, ndtri
 
 from mmim_lite.data import SPLITS, Sample
-from mmim_lite.synth import (ADJ_PHRASES, ADJ_TEMPLATES, NARRATION, VERB_PHRASES, label_atoms, label_starvation,
-                             make_synthmosi, modality_mutual_information, text_bucket)
+from mmim_lite.synth import (
+    ADJ_PHRASES,
+    ADJ_TEMPLATES,
+    NARRATION,
+    VERB_PHRASES,
+    label_atoms,
+    label_starvation,
+    make_synthmosi,
+    modality_mutual_information,
+    text_bucket,
+)
 
 
 @pytest.fixture(scope="module")
@@ -28,12 +37,22 @@ def test_mosi_sizes_speakers_and_shapes(mosi):
     assert [len(mosi.splits[s]) for s in SPLITS] == [1284, 229, 686]
     videos = {s: {x.id.rsplit("_", 1)[0] for x in mosi.splits[s]} for s in SPLITS}
     assert [len(videos[s]) for s in SPLITS] == [52, 10, 31]
-    assert not (videos["train"] & videos["valid"] or videos["train"] & videos["test"] or videos["valid"] & videos["test"])
-    assert any("_" in v for vs in videos.values() for v in vs)  # ids exercise the last-underscore rule
+    assert not (
+        videos["train"] & videos["valid"]
+        or videos["train"] & videos["test"]
+        or videos["valid"] & videos["test"]
+    )
+    assert any(
+        "_" in v for vs in videos.values() for v in vs
+    )  # ids exercise the last-underscore rule
     for s in SPLITS:
         assert len({x.id for x in mosi.splits[s]}) == len(mosi.splits[s])
         for x in mosi.splits[s]:
-            assert isinstance(x, Sample) and x.visual.dtype == np.float32 and x.acoustic.dtype == np.float32
+            assert (
+                isinstance(x, Sample)
+                and x.visual.dtype == np.float32
+                and x.acoustic.dtype == np.float32
+            )
             assert x.visual.shape[1] == 20 and x.acoustic.shape[1] == 5
             assert 10 <= len(x.visual) <= 50 and 10 <= len(x.acoustic) <= 50
             assert np.isfinite(x.visual).all() and np.isfinite(x.acoustic).all()
@@ -44,7 +63,9 @@ def test_labels_mosi_like(mosi):
     y = np.concatenate([mosi.latent[s] for s in SPLITS])
     assert y.min() >= -3 and y.max() <= 3 and 0.04 < np.mean(y == 0) < 0.12
     assert 0.3 < np.mean(y < 0) < 0.6
-    lattice = np.isclose(y * 3, np.round(y * 3), atol=1e-5) | np.isclose(y * 5, np.round(y * 5), atol=1e-5)
+    lattice = np.isclose(y * 3, np.round(y * 3), atol=1e-5) | np.isclose(
+        y * 5, np.round(y * 5), atol=1e-5
+    )
     assert lattice.all()
     assert np.array_equal(y, y.astype(np.float32))  # float32 files store them exactly
     atoms = label_atoms()
@@ -63,14 +84,24 @@ def test_deterministic_and_seed_dependent():
 
 
 def test_mosi_size_generated_within_two_seconds():
-    start = time.process_time()  # CPU time of this (single-threaded) process: robust to a busy machine
+    start = (
+        time.process_time()
+    )  # CPU time of this (single-threaded) process: robust to a busy machine
     make_synthmosi(seed=1)
     assert time.process_time() - start <= 2.0
 
 
 def test_configurable_real_sizes():
-    d = make_synthmosi(4, 2, 2, seed=0, visual_dim=35, acoustic_dim=74, visual_frames=(400, 500),
-                       acoustic_frames=(300, 375))
+    d = make_synthmosi(
+        4,
+        2,
+        2,
+        seed=0,
+        visual_dim=35,
+        acoustic_dim=74,
+        visual_frames=(400, 500),
+        acoustic_frames=(300, 375),
+    )
     x = d.splits["train"][0]
     assert x.visual.shape[1] == 35 and 400 <= len(x.visual) <= 500
     assert x.acoustic.shape[1] == 74 and 300 <= len(x.acoustic) <= 375
@@ -114,7 +145,9 @@ def test_oracle_headline_numbers(mosi):
     err_t = np.abs(mosi.oracle("test", ("t",)) - y)
     assert err_t[ironic].mean() > 2.5 * err_t[~ironic].mean()
     err_tva = np.abs(mosi.oracle("test") - y)
-    assert err_tva[ironic].mean() < 0.75 * err_t[ironic].mean()  # face and voice partly rescue ironic clips
+    assert (
+        err_tva[ironic].mean() < 0.75 * err_t[ironic].mean()
+    )  # face and voice partly rescue ironic clips
 
 
 def test_oracle_sees_only_observed_data(mosi):
@@ -202,8 +235,18 @@ def test_modality_mi_closed_forms():
     assert abs(r["tv"][0]) < 1e-9 and r["ta"][0] > 0.02
     assert r["va"][0] == pytest.approx(np.log(41), abs=1e-9)  # 41 counts, the same for both
 
-    d = make_synthmosi(1, 1, 1, seed=3, irony_rate=0.5, text_noise=1e-4, visual_signal=1e3,
-                       acoustic_signal=1e3, speaker_sd=0.0, acoustic_frames=(5, 12))
+    d = make_synthmosi(
+        1,
+        1,
+        1,
+        seed=3,
+        irony_rate=0.5,
+        text_noise=1e-4,
+        visual_signal=1e3,
+        acoustic_signal=1e3,
+        speaker_sd=0.0,
+        acoustic_frames=(5, 12),
+    )
     r = modality_mutual_information(d, n=4000)
     atoms, prior = d.params.atoms, d.params.prior
     said = np.clip(np.floor(atoms + 0.5), -3, 3), np.clip(np.floor(-atoms + 0.5), -3, 3)
@@ -226,8 +269,16 @@ def test_modality_mi_matches_the_generated_clips():
     """Against clips of make_synthmosi (one speaker each: a new speaker per clip), a different
     Monte Carlo: the mean over clips of log p(b, x) / (p(b) p(x)) with the realised buckets, the
     oracle's likelihoods, and the realised frame counts' empirical joint."""
-    d = make_synthmosi(1, 1, 20_000, seed=4, n_speakers=(1, 1, 20_000), visual_signal=0.75,
-                       acoustic_signal=0.6, acoustic_frames=(5, 12))
+    d = make_synthmosi(
+        1,
+        1,
+        20_000,
+        seed=4,
+        n_speakers=(1, 1, 20_000),
+        visual_signal=0.75,
+        acoustic_signal=0.6,
+        acoustic_frames=(5, 12),
+    )
     r = modality_mutual_information(d, n=20_000, seed=1)
     log_prior = np.log(d.params.prior)
     ll = {m: d.log_likelihood("test", m) + log_prior for m in "tva"}  # text: log p(b | s) exact
@@ -236,8 +287,12 @@ def test_modality_mi_matches_the_generated_clips():
     marginals = [np.bincount(c)[c] for c in lengths.T]
     pmi_l = np.log(joint[cell.ravel()] * len(lengths) / (marginals[0] * marginals[1]))
     for q, x, y, extra in (("tv", "t", "v", 0), ("ta", "t", "a", 0), ("va", "v", "a", pmi_l)):
-        pmi = (logsumexp(ll[x] + ll[y] - log_prior, axis=1) - logsumexp(ll[x], axis=1)
-               - logsumexp(ll[y], axis=1) + extra)
+        pmi = (
+            logsumexp(ll[x] + ll[y] - log_prior, axis=1)
+            - logsumexp(ll[x], axis=1)
+            - logsumexp(ll[y], axis=1)
+            + extra
+        )
         assert _within(r[q], (pmi.mean(), pmi.std() / np.sqrt(len(pmi)))), (q, r[q], pmi.mean())
 
 
@@ -245,11 +300,21 @@ def test_modality_mi_of_a_splits_known_speakers():
     """Speakers far apart are named by face and by voice alike: then face and voice share the
     speaker's entropy plus what they share with its offsets known (speaker_sd 0, new speakers),
     and the text shares with the face what it shares with offsets known."""
-    d = make_synthmosi(300, 1, 1, seed=6, n_speakers=(6, 1, 1), speaker_sd=40.0,
-                       visual_signal=0.75, acoustic_signal=0.6)
+    d = make_synthmosi(
+        300,
+        1,
+        1,
+        seed=6,
+        n_speakers=(6, 1, 1),
+        speaker_sd=40.0,
+        visual_signal=0.75,
+        acoustic_signal=0.6,
+    )
     split = modality_mutual_information(d, n=6000, seed=2, split="train")
-    v, a = (dataclasses.replace(ch, speaker_sd=0 * ch.speaker_sd)
-            for ch in (d.params.visual, d.params.acoustic))
+    v, a = (
+        dataclasses.replace(ch, speaker_sd=0 * ch.speaker_sd)
+        for ch in (d.params.visual, d.params.acoustic)
+    )
     known = dataclasses.replace(d.params, visual=v, acoustic=a)
     fresh = modality_mutual_information(known, n=6000, seed=3)
     h_speaker = _entropy(np.bincount(d.speaker["train"]) / 300)
@@ -266,14 +331,21 @@ def test_modality_mi_symmetric_nonnegative_and_monotone():
     base = make_synthmosi(1, 1, 1, seed=8)
     r = modality_mutual_information(base, pairs=("tv", "vt", "ta", "va", "av"), n=5000)
     assert r["tv"] == r["vt"] and r["va"] == r["av"]
-    swapped = dataclasses.replace(base.params, visual=base.params.acoustic,
-                                  acoustic=base.params.visual)
+    swapped = dataclasses.replace(
+        base.params, visual=base.params.acoustic, acoustic=base.params.visual
+    )
     s = modality_mutual_information(swapped, n=5000, seed=5)
     assert _within(s["tv"], r["ta"]) and _within(s["ta"], r["tv"]) and _within(s["va"], r["va"])
-    by_signal = [modality_mutual_information(make_synthmosi(1, 1, 1, seed=8, visual_signal=v),
-                                             n=5000) for v in (0.1, 0.3, 0.9)]
-    by_noise = [modality_mutual_information(make_synthmosi(1, 1, 1, seed=8, text_noise=z),
-                                            pairs=("tv",), n=5000)["tv"] for z in (0.3, 0.7, 2.0)]
+    by_signal = [
+        modality_mutual_information(make_synthmosi(1, 1, 1, seed=8, visual_signal=v), n=5000)
+        for v in (0.1, 0.3, 0.9)
+    ]
+    by_noise = [
+        modality_mutual_information(
+            make_synthmosi(1, 1, 1, seed=8, text_noise=z), pairs=("tv",), n=5000
+        )["tv"]
+        for z in (0.3, 0.7, 2.0)
+    ]
     for q in ("tv", "va"):
         values = [x[q][0] for x in by_signal]
         assert all(x[q][0] >= -3 * x[q][1] for x in by_signal) and values == sorted(values)
@@ -299,8 +371,12 @@ def test_knobs_at_their_defaults_give_the_same_clips_and_oracle(mosi):
     assert _digest(mosi) == before
     same = make_synthmosi(seed=0, nuisance=0.0, share_speaker=True, share_frame_count=True)
     assert _digest(same) == before
-    for bad in ({"nuisance": -1.0}, {"nuisance": float("nan")}, {"share_speaker": "no"},
-                {"share_frame_count": 0}):
+    for bad in (
+        {"nuisance": -1.0},
+        {"nuisance": float("nan")},
+        {"share_speaker": "no"},
+        {"share_frame_count": 0},
+    ):
         with pytest.raises(ValueError, match=next(iter(bad))):
             make_synthmosi(4, 2, 2, **bad)
 
@@ -320,10 +396,15 @@ def test_nuisance_enters_text_face_and_voice():
     assert np.array_equal(u, base.nuisance["train"]) and abs(u.std() - 1) < 0.15
     for m, ch in (("visual", d.params.visual), ("acoustic", d.params.acoustic)):
         white = ch.nuisance / ch.frame_sd  # kappa frame-noise SDs along a unit direction
-        assert np.linalg.norm(white) == pytest.approx(1.5) and not np.any(base.params.visual.nuisance)
+        assert np.linalg.norm(white) == pytest.approx(1.5) and not np.any(
+            base.params.visual.nuisance
+        )
         for i, (x, y) in enumerate(zip(d.splits["train"], base.splits["train"])):
-            np.testing.assert_allclose(getattr(x, m) - getattr(y, m), np.broadcast_to(
-                u[i] * ch.nuisance, getattr(x, m).shape), atol=1e-5)
+            np.testing.assert_allclose(
+                getattr(x, m) - getattr(y, m),
+                np.broadcast_to(u[i] * ch.nuisance, getattr(x, m).shape),
+                atol=1e-5,
+            )
     half = {line: i // 7 for i, line in enumerate(NARRATION)}
     sides, moved = [], 0
     for x, y, ui in zip(d.splits["train"], base.splits["train"], u):
@@ -344,7 +425,9 @@ def test_sharing_switches_draw_the_voice_apart():
     base = make_synthmosi(**kw)
     d = make_synthmosi(**kw, share_speaker=False, share_frame_count=False)
     spk, voice = d.speaker["train"], d.voice_speaker["train"]
-    assert np.array_equal(spk, base.speaker["train"]) and np.array_equal(base.voice_speaker["train"], spk)
+    assert np.array_equal(spk, base.speaker["train"]) and np.array_equal(
+        base.voice_speaker["train"], spk
+    )
     assert np.mean(spk == voice) < 0.2
     means = np.stack([x.acoustic.mean(0) for x in d.splits["train"]])
     nearest = np.argmin(((means[:, None] - d.offsets["train"]["a"][None]) ** 2).sum(2), axis=1)
@@ -357,7 +440,10 @@ def test_sharing_switches_draw_the_voice_apart():
 
 def _ignorant(d):
     """The same data read by an oracle that knows nothing of the nuisance."""
-    v, a = (dataclasses.replace(ch, nuisance=0 * ch.nuisance) for ch in (d.params.visual, d.params.acoustic))
+    v, a = (
+        dataclasses.replace(ch, nuisance=0 * ch.nuisance)
+        for ch in (d.params.visual, d.params.acoustic)
+    )
     d.params = dataclasses.replace(d.params, nuisance=0.0, visual=v, acoustic=a)
     return d
 
@@ -376,11 +462,23 @@ def test_oracle_with_nuisance_matches_numerical_integration():
     u ~ N(0, 1) (its quantiles at (i + 1/2) / 20,000; the text's p(b | s), tested against
     simulation above, from the oracle's text likelihood). Without the narration's term for u
     some posteriors move by 0.006-0.033."""
-    d = make_synthmosi(1, 1, 8, seed=9, nuisance=2.0, visual_frames=(1, 2), acoustic_frames=(1, 2),
-                       visual_signal=0.75, acoustic_signal=0.6)
+    d = make_synthmosi(
+        1,
+        1,
+        8,
+        seed=9,
+        nuisance=2.0,
+        visual_frames=(1, 2),
+        acoustic_frames=(1, 2),
+        visual_signal=0.75,
+        acoustic_signal=0.6,
+    )
     p = d.params
     u = ndtri((np.arange(20_000) + 0.5) / 20_000)
-    post, p_b = d.posterior("test"), np.exp(d.log_likelihood("test", "t"))  # p(b | s) / 2: no frames
+    post, p_b = (
+        d.posterior("test"),
+        np.exp(d.log_likelihood("test", "t")),
+    )  # p(b | s) / 2: no frames
     for i, x in enumerate(d.splits["test"]):
         side = next((j // 7 for j, line in enumerate(NARRATION) if line in x.text), -1)
         ll = np.log(p.prior)[:, None] + np.zeros((1, len(u)))
@@ -401,11 +499,23 @@ def test_modality_mi_with_the_knobs():
     flat = dict(n_train=1, n_valid=1, n_test=1, seed=3, visual_signal=0.0, acoustic_signal=0.0)
     r = modality_mutual_information(make_synthmosi(**flat, share_frame_count=False), n=2000)
     assert abs(r["va"][0]) < 1e-9
-    d = make_synthmosi(300, 1, 1, seed=6, n_speakers=(6, 1, 1), speaker_sd=40.0, share_speaker=False,
-                       share_frame_count=False, visual_signal=0.75, acoustic_signal=0.6)
+    d = make_synthmosi(
+        300,
+        1,
+        1,
+        seed=6,
+        n_speakers=(6, 1, 1),
+        speaker_sd=40.0,
+        share_speaker=False,
+        share_frame_count=False,
+        visual_signal=0.75,
+        acoustic_signal=0.6,
+    )
     split = modality_mutual_information(d, n=6000, seed=2, split="train")
-    v, a = (dataclasses.replace(ch, speaker_sd=0 * ch.speaker_sd)
-            for ch in (d.params.visual, d.params.acoustic))
+    v, a = (
+        dataclasses.replace(ch, speaker_sd=0 * ch.speaker_sd)
+        for ch in (d.params.visual, d.params.acoustic)
+    )
     known = dataclasses.replace(d.params, visual=v, acoustic=a)
     fresh = modality_mutual_information(known, n=6000, seed=3)
     assert all(_within(split[q], fresh[q]) for q in ("tv", "ta", "va")), (split, fresh)
@@ -416,10 +526,13 @@ def test_modality_mi_with_the_knobs():
 def test_label_starvation_where_the_answer_is_known():
     """Frames without signal: R^2 about 0 with any number of labels; a noise-free face: ridge on its
     frame means reaches the oracle's R^2 (1) with 64 labels as with all."""
-    none = label_starvation(make_synthmosi(seed=0, visual_signal=0.0, acoustic_signal=0.0),
-                            modalities="va")
+    none = label_starvation(
+        make_synthmosi(seed=0, visual_signal=0.0, acoustic_signal=0.0), modalities="va"
+    )
     assert set(none) == {"64", "all", "oracle"} and all(abs(v) < 0.03 for v in none.values())
-    clean = label_starvation(make_synthmosi(seed=0, visual_signal=30.0, speaker_sd=0.0), modalities="v")
+    clean = label_starvation(
+        make_synthmosi(seed=0, visual_signal=30.0, speaker_sd=0.0), modalities="v"
+    )
     assert clean["oracle"] == pytest.approx(1.0, abs=1e-6)
     assert clean["64"] > clean["oracle"] - 0.01 and clean["all"] > clean["oracle"] - 0.01
     r = label_starvation(make_synthmosi(seed=0), (16, 64, None))

@@ -9,9 +9,14 @@ from mmim_lite.config import MMIMConfig
 from mmim_lite.model import MMIM
 from mmim_lite.text import cls_features, packable, resolve_text_encoder
 
-
-TEXTS = ["a wonderful film", "dull and boring, i did not like it at all", "ok",
-         "the acting was fine but the plot made no sense whatsoever to me", "great", "not bad really"]
+TEXTS = [
+    "a wonderful film",
+    "dull and boring, i did not like it at all",
+    "ok",
+    "the acting was fine but the plot made no sense whatsoever to me",
+    "great",
+    "not bad really",
+]
 
 
 def hf_cls(model, enc) -> torch.Tensor:
@@ -69,12 +74,18 @@ def test_dropout_still_applies_in_training_mode():
     model.train()
     called: dict[bool, set] = {True: set(), False: set()}
     for pack in (True, False):
-        hooks = [m.register_forward_hook(lambda mod, *_, pack=pack: called[pack].add(id(mod)))
-                 for m in model.modules() if isinstance(m, torch.nn.Dropout)]
+        hooks = [
+            m.register_forward_hook(lambda mod, *_, pack=pack: called[pack].add(id(mod)))
+            for m in model.modules()
+            if isinstance(m, torch.nn.Dropout)
+        ]
         cls_features(model, **enc, packed=pack)
         for h in hooks:
             h.remove()
-    assert called[True] == called[False] and len(called[True]) == 1 + 2 * model.config.num_hidden_layers
+    assert (
+        called[True] == called[False]
+        and len(called[True]) == 1 + 2 * model.config.num_hidden_layers
+    )
     a, b = cls_features(model, **enc), cls_features(model, **enc)
     assert not torch.allclose(a, b)  # random dropout masks
     model.eval()
@@ -93,8 +104,16 @@ def test_falls_back_to_hugging_face_forward():
         assert torch.equal(cls_features(model, **enc, packed=False), hf_cls(model, enc))
     from transformers import RobertaConfig, RobertaModel
 
-    roberta = RobertaModel(RobertaConfig(vocab_size=tokenizer.vocab_size, hidden_size=32, num_hidden_layers=1,
-                                         num_attention_heads=2, intermediate_size=64), add_pooling_layer=False)
+    roberta = RobertaModel(
+        RobertaConfig(
+            vocab_size=tokenizer.vocab_size,
+            hidden_size=32,
+            num_hidden_layers=1,
+            num_attention_heads=2,
+            intermediate_size=64,
+        ),
+        add_pooling_layer=False,
+    )
     roberta.eval()
     assert not packable(roberta)
     odd, _ = resolve_text_encoder("tiny")  # a BertModel whose layout cls_features does not know
@@ -117,7 +136,9 @@ def test_model_uses_packed_encoder_by_default():
     hook = text[0].register_forward_hook(lambda *args: calls.append(1))
     outs = {}
     for pack in (True, False):
-        model = MMIM(MMIMConfig.preset("mosi", text_encoder="tiny", pack_text=pack), 5, 7, text_encoder=text)
+        model = MMIM(
+            MMIMConfig.preset("mosi", text_encoder="tiny", pack_text=pack), 5, 7, text_encoder=text
+        )
         model.eval()
         with torch.no_grad():
             outs[pack] = model.encode_text(enc)

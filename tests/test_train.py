@@ -11,18 +11,18 @@ import numpy as np
 import pytest
 import torch
 
-from mmim_lite.config import ConfigError, MMIMConfig, check_resumable
 from mmim_lite.batching import collate_batch
+from mmim_lite.config import ConfigError, MMIMConfig, check_resumable
 from mmim_lite.runtime import CheckpointError, load_checkpoint, resolve_device
 from mmim_lite.synth import make_synthmosi
 from mmim_lite.train import Trainer, TrainingDivergedError, run_seeds, summarize_runs
 
 
-
 @pytest.fixture(scope="module")
 def synth():
-    return make_synthmosi(n_train=128, n_valid=48, n_test=96, seed=0, visual_frames=(5, 20),
-                          acoustic_frames=(5, 20))
+    return make_synthmosi(
+        n_train=128, n_valid=48, n_test=96, seed=0, visual_frames=(5, 20), acoustic_frames=(5, 20)
+    )
 
 
 @pytest.fixture(scope="module")
@@ -31,7 +31,9 @@ def splits(synth):
 
 
 def cfg(**overrides) -> MMIMConfig:
-    base = dict(text_encoder="tiny", batch_size=32, eval_batch_size=64, epochs=2, patience=0, trace_every=2)
+    base = dict(
+        text_encoder="tiny", batch_size=32, eval_batch_size=64, epochs=2, patience=0, trace_every=2
+    )
     return MMIMConfig.preset("mosi", **base).replace(**overrides)
 
 
@@ -68,8 +70,11 @@ def test_heads_of_the_objectives_beyond_the_paper_learn_in_stage_2_only(splits):
     """The cross-modal and entropy projections are stage-2 parameters (opt_main), never theta_q:
     stage 1 leaves them as they are, stage 2 moves them all; the cross-modal terms are traced."""
     tr = Trainer(cfg(xmodal_pairs=("tv", "ta"), entropy_projection="tanh"), splits, progress=False)
-    new = {n: id(p) for n, p in tr.model.named_parameters()
-           if n.startswith(("xmodal_heads.", "entropy_proj."))}
+    new = {
+        n: id(p)
+        for n, p in tr.model.named_parameters()
+        if n.startswith(("xmodal_heads.", "entropy_proj."))
+    }
     assert len(new) == 2 * 2 * 2 + 2 * 2  # (pairs x heads + targets) x (weight, bias)
     in_opt = lambda opt: {id(p) for g in opt.param_groups for p in g["params"]}  # noqa: E731
     assert set(new.values()) <= in_opt(tr.opt_main) and not set(new.values()) & in_opt(tr.opt_lld)
@@ -108,8 +113,16 @@ def test_no_ba_pairs_skips_stage1(splits):
 
 def test_short_run_beats_training_mean():
     # full MMIM (both BA pairs, all CPC terms, paper's alpha/beta) on a small, clearer SynthMOSI
-    data = make_synthmosi(n_train=192, n_valid=64, n_test=128, seed=1, visual_frames=(5, 20),
-                          acoustic_frames=(5, 20), visual_signal=2.0, acoustic_signal=2.0)
+    data = make_synthmosi(
+        n_train=192,
+        n_valid=64,
+        n_test=128,
+        seed=1,
+        visual_frames=(5, 20),
+        acoustic_frames=(5, 20),
+        visual_signal=2.0,
+        acoustic_signal=2.0,
+    )
     tr = Trainer(cfg(epochs=4, batch_size=16), data.splits, progress=False)
     result = tr.fit()
     truth = np.array([s.label for s in data.splits["test"]])
@@ -124,8 +137,9 @@ def test_resume_equals_uninterrupted_and_outputs(splits, tmp_path):
     part = Trainer(cfg(), splits, progress=False, out_dir=tmp_path / "b")
     part.train_epoch()  # ... interrupted here; checkpoint.pt written at the end of epoch 1
     del part
-    resumed = Trainer.from_checkpoint(tmp_path / "b" / "checkpoint.pt", splits, progress=False,
-                                      out_dir=tmp_path / "b")
+    resumed = Trainer.from_checkpoint(
+        tmp_path / "b" / "checkpoint.pt", splits, progress=False, out_dir=tmp_path / "b"
+    )
     assert resumed.epoch == 1
     assert resumed.fit() == result
     for key, value in straight.model.state_dict().items():
@@ -136,7 +150,11 @@ def test_resume_equals_uninterrupted_and_outputs(splits, tmp_path):
     assert MMIMConfig.from_dict(json.loads((out / "config.json").read_text())) == cfg()
     with (out / "history.csv").open() as fh:
         rows = list(csv.DictReader(fh))
-    assert [int(r["epoch"]) for r in rows] == [1, 2] and "valid_mae" in rows[0] and "train_ba" in rows[0]
+    assert (
+        [int(r["epoch"]) for r in rows] == [1, 2]
+        and "valid_mae" in rows[0]
+        and "train_ba" in rows[0]
+    )
     ckpt = torch.load(out / "checkpoint.pt", weights_only=True)  # plain tensors/containers only
     assert ckpt["epoch"] == 2 and set(ckpt["rng"]) == {"torch", "cuda"}
     # best.pt reproduces the stored test metrics exactly
@@ -150,15 +168,18 @@ def test_resume_with_raised_epochs_and_patience(splits, tmp_path):
     straight = Trainer(cfg(epochs=3, patience=5), splits, progress=False).fit()
     short = Trainer(cfg(epochs=2, patience=1), splits, progress=False, out_dir=tmp_path)
     short.fit()
-    longer = Trainer.from_checkpoint(tmp_path / "checkpoint.pt", splits, config=cfg(epochs=3, patience=5),
-                                     progress=False)
+    longer = Trainer.from_checkpoint(
+        tmp_path / "checkpoint.pt", splits, config=cfg(epochs=3, patience=5), progress=False
+    )
     assert longer.epoch == 2 and not longer.done
     assert longer.fit() == straight
     for bad, words in ((cfg(epochs=1), "epochs 2 -> 1"), (cfg(epochs=3, lr_main=0.1), "lr_main")):
         with pytest.raises(ConfigError, match=words):
             Trainer.from_checkpoint(tmp_path / "checkpoint.pt", splits, config=bad, progress=False)
     # patience 0 switches early stopping off: more patience than any number, and never lowered
-    unlimited = Trainer.from_checkpoint(tmp_path / "checkpoint.pt", splits, config=cfg(epochs=2, patience=0))
+    unlimited = Trainer.from_checkpoint(
+        tmp_path / "checkpoint.pt", splits, config=cfg(epochs=2, patience=0)
+    )
     assert unlimited.config.patience == 0
     check_resumable(cfg(patience=0), cfg(patience=0), "x")
     with pytest.raises(ConfigError, match="patience 0 -> 4"):
@@ -216,20 +237,26 @@ def test_labelled_subset_is_fixed_nested_and_sized(splits):
 
 
 def test_unlabelled_clips_train_the_mi_terms_but_their_labels_are_never_read(splits):
-    """One epoch with 25% labels: rewriting the labels of the unlabelled clips changes nothing (bit for bit), while
-    the unlabelled clips still move the model (MI terms: dropping them changes the weights) and rewriting one
-    labelled clip's label changes the weights."""
+    """One epoch with 25% labels: rewriting the labels of the unlabelled clips changes nothing (bit
+    for bit), while the unlabelled clips still move the model (MI terms: dropping them changes the
+    weights) and rewriting one labelled clip's label changes the weights."""
+
     def weights_after_epoch(train):
-        tr = Trainer(cfg(labeled_fraction=0.25, epochs=1), {**splits, "train": train}, progress=False)
+        tr = Trainer(
+            cfg(labeled_fraction=0.25, epochs=1), {**splits, "train": train}, progress=False
+        )
         labeled = set(np.flatnonzero(tr.labeled.numpy()))
         tr.train_epoch()
         return snapshot(tr.model), labeled
+
     base, labeled = weights_after_epoch(list(splits["train"]))
     unlabeled = set(range(128)) - labeled
     rewritten, _ = weights_after_epoch(_relabel(splits["train"], unlabeled, 3.0))
     assert all(torch.equal(base[k], rewritten[k]) for k in base)
     negative = next(i for i in sorted(labeled) if splits["train"][i].label < 0)
-    one_label, _ = weights_after_epoch(_relabel(splits["train"], {negative}, 3.0))  # other sign and polarity
+    one_label, _ = weights_after_epoch(
+        _relabel(splits["train"], {negative}, 3.0)
+    )  # other sign and polarity
     assert any(not torch.equal(base[k], one_label[k]) for k in base)
     tr = Trainer(cfg(labeled_fraction=0.25, use_unlabeled=False, epochs=1), splits, progress=False)
     tr.train_epoch()
@@ -261,8 +288,9 @@ def test_bad_inputs(splits, tmp_path):
 
 
 def test_frozen_pretrained_encoder_is_not_stored_but_reloads_exactly(tmp_path):
-    small = make_synthmosi(n_train=40, n_valid=20, n_test=20, seed=1, visual_frames=(5, 10),
-                           acoustic_frames=(5, 10)).splits
+    small = make_synthmosi(
+        n_train=40, n_valid=20, n_test=20, seed=1, visual_frames=(5, 10), acoustic_frames=(5, 10)
+    ).splits
     config = MMIMConfig.preset("synthmosi", epochs=1, batch_size=20, eval_batch_size=20)
     assert config.text_encoder == "minilm" and config.freeze_text
     tr = Trainer(config, small, progress=False, out_dir=tmp_path)
