@@ -166,7 +166,7 @@ def test_model_chapter_shows_the_packages_own_code(built_book):
     from mmim_lite import bounds, model, train
 
     _, html_dir = built_book
-    page = html.unescape(re.sub(r"<[^>]+>", "", (html_dir / "06_model.html").read_text()))
+    page = html.unescape(re.sub(r"<[^>]+>", "", (html_dir / "05_model.html").read_text()))
     shown = (
         model.SequenceEncoder,
         model.FusionNetwork,
