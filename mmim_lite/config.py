@@ -276,18 +276,20 @@ _PAPER_FIXED: dict[str, Any] = dict(  # Sec. 4.3, both datasets
     memory_size=1,
 )
 
+# Table 3, CMU-MOSI
+_MOSI: dict[str, Any] = dict(
+    _PAPER_FIXED,
+    batch_size=32,
+    lr_lld=5e-3,
+    lr_main=1e-3,
+    alpha=0.3,
+    beta=0.1,
+    visual_hidden=32,
+    acoustic_hidden=32,
+)
+
 PRESETS: dict[str, dict[str, Any]] = {
-    # Table 3, CMU-MOSI
-    "mosi": dict(
-        _PAPER_FIXED,
-        batch_size=32,
-        lr_lld=5e-3,
-        lr_main=1e-3,
-        alpha=0.3,
-        beta=0.1,
-        visual_hidden=32,
-        acoustic_hidden=32,
-    ),
+    "mosi": _MOSI,
     # Table 3, CMU-MOSEI; stage 1 on half of the batches, as the authors' code
     "mosei": dict(
         _PAPER_FIXED,
@@ -302,17 +304,10 @@ PRESETS: dict[str, dict[str, Any]] = {
     ),
     # MOSI's numbers with a small frozen text encoder and a shorter schedule: a 2-core CPU
     "synthmosi": dict(
-        _PAPER_FIXED,
+        _MOSI,
         text_encoder="minilm",
         freeze_text=True,
         cache_text_features=True,
-        batch_size=32,
-        lr_lld=5e-3,
-        lr_main=1e-3,
-        alpha=0.3,
-        beta=0.1,
-        visual_hidden=32,
-        acoustic_hidden=32,
         epochs=20,
         patience=6,
         lr_patience=3,
