@@ -150,6 +150,16 @@ def _narration_side(text: str) -> int:
     return found.pop() if found else -1
 
 
+#: a text opens with narration, has its evaluative core if neutral, closes with narration
+_P_OPENING, _P_NEUTRAL_CORE, _P_CLOSING = 0.5, 0.5, 0.3
+
+
+def _p_no_narration(b: np.ndarray) -> np.ndarray:
+    """P(a text of bucket b has no narration sentence), as :func:`_make_text` draws it."""
+    core = np.where(b != 0, 1.0, _P_NEUTRAL_CORE)  # without a core the text must narrate
+    return (1 - _P_OPENING) * core * (1 - _P_CLOSING)
+
+
 def _make_text(b: int, rng: np.random.Generator, side: int = -1) -> str:
     def pick(options: Sequence[str]) -> str:
         return options[int(rng.integers(len(options)))]
@@ -158,15 +168,15 @@ def _make_text(b: int, rng: np.random.Generator, side: int = -1) -> str:
         j = int(rng.integers(len(NARRATION)))
         return NARRATION[j if side < 0 else j % _HALF + _HALF * side]
 
-    parts = [pick(_FILLERS) + narrate()] if rng.random() < 0.5 else []
-    if b != 0 or rng.random() < 0.5:  # neutral clips sometimes only narrate
+    parts = [pick(_FILLERS) + narrate()] if rng.random() < _P_OPENING else []
+    if b != 0 or rng.random() < _P_NEUTRAL_CORE:  # neutral clips sometimes only narrate
         core = (
             pick(ADJ_TEMPLATES).format(pick(ADJ_PHRASES[b]))
             if rng.random() < 0.6
             else pick(VERB_PHRASES[b])
         )
         parts.append(pick(_FILLERS) + core)
-    if rng.random() < 0.3 or not parts:
+    if rng.random() < _P_CLOSING or not parts:
         parts.append(pick(_FILLERS) + narrate())
     return " ".join(parts)
 
@@ -546,13 +556,17 @@ def modality_mutual_information(
     a :class:`SynthMOSI`): the speaker is one of that split's, by its share of the clips, with
     its drawn offsets, a latent that face and voice share beside s. ``share_speaker=False``: the
     voice's speaker is drawn by its own shares, apart from the face's (nothing shared then);
-    ``share_frame_count=False``: I(L_v; L_a) = 0. ``nuisance`` > 0 is refused: u couples all three
-    modalities beyond s, which this computation does not integrate."""
+    ``share_frame_count=False``: I(L_v; L_a) = 0.
+
+    ``nuisance`` kappa > 0: the latent u ~ N(0, 1) shifts xbar_m by u g_m and sets the narration
+    side c of a text that narrates (P(c = 1 | u) = Phi(kappa u); whether it narrates depends on b
+    alone), so the text's statistic is (b, c or none). Given s and the speaker, u is integrated in
+    closed form (Gaussian; as :meth:`SynthMOSI.posterior`): with r = g' W (xbar - mu) and
+    k = g' W g (W the precisions), log p(xbar | z) gains r^2 / (2 (1 + k)) - log(1 + k) / 2, and
+    u | xbar, z ~ N(r / (1 + k), 1 / (1 + k)) gives P(c = 1 | xbar, z) = Phi(kappa m / sqrt(1 +
+    kappa^2 v)); face and voice given z are then joint Gaussians (r and k summed). With kappa > 0 a
+    split's speakers must be shared by face and voice (``share_speaker``)."""
     p = source.params if isinstance(source, SynthMOSI) else source
-    if p.nuisance:
-        raise ValueError(
-            f"expected nuisance 0 (the shared latent u is not integrated here), found {p.nuisance}"
-        )
     bad = [q for q in pairs if len(q) != 2 or q[0] == q[1] or not set(q) <= set(_MODALITIES)]
     if bad or int(n) != n or n < 2:
         raise ValueError(f"expected pairs of two of {_MODALITIES} and n >= 2, found {bad}, n={n}")
@@ -571,6 +585,8 @@ def modality_mutual_information(
         offsets, spk_var = source.offsets[split], {m: 0.0 for m in chans}
     else:
         raise ValueError(f"expected a SynthMOSI with split={split!r}, found SynthParams")
+    if p.nuisance and split is not None and not p.share_speaker:
+        raise ValueError("expected share_speaker with nuisance > 0 and a split, found it off")
     rng, n_atoms, n_spk = np.random.default_rng(seed), len(p.atoms), len(weights["v"])
     s = rng.choice(n_atoms, size=n, p=p.prior)
     spk = {"v": rng.choice(n_spk, size=n, p=weights["v"])}
@@ -581,34 +597,59 @@ def modality_mutual_information(
     with np.errstate(divide="ignore"):  # latent z = (s, speaker)
         log_ps = np.log(p.prior)
         log_pz = {m: (log_ps[:, None] + np.log(weights[m])).ravel() for m in chans}
+    nu = rng.standard_normal((n, 1))  # the nuisance u, one per clip (unused at kappa = 0)
     xbar, prec, mu = {}, {}, {}
     for m, ch in chans.items():
         sd = np.sqrt(spk_var[m] + ch.frame_sd**2 / _frame_counts(ch.frames, u[m])[:, None])
         xbar[m] = ch.f(p.atoms)[s] + offsets[m][spk[m]] + sd * rng.standard_normal(sd.shape)
+        xbar[m] += nu * ch.nuisance
         prec[m] = sd**-2
         mu[m] = (ch.f(p.atoms)[:, None] + offsets[m][None]).reshape(n_atoms * n_spk, -1)
     b_given_s, terms = _bucket_given_s(p), {q: np.empty(n) for q in pairs}
+    gain = lambda r, k: r**2 / (2 * (1 + k)) - np.log1p(k) / 2  # noqa: E731 - u integrated out
     step = max(1, 2**21 // (n_atoms * n_spk))
     for i in range(0, n, step):
-        ll = {
-            m: log_pz[m] + _gauss_loglik(xbar[m][i : i + step], prec[m][i : i + step], mu[m])
-            for m in chans
-        }  # log p(z, xbar_m) up to a per-clip constant
+        base, r, k = {}, {}, {}
+        for m, ch in chans.items():
+            x, w, g = xbar[m][i : i + step], prec[m][i : i + step], ch.nuisance
+            base[m] = log_pz[m] + _gauss_loglik(x, w, mu[m])  # log p(z, xbar_m) but for u
+            r[m], k[m] = (w * x) @ g[:, None] - (w * g) @ mu[m].T, (w * g**2).sum(1, keepdims=True)
+        ll = {m: base[m] + gain(r[m], k[m]) for m in chans}  # up to a per-clip constant
         if not shared:
             ll = {m: logsumexp(x.reshape(len(x), n_atoms, n_spk), 2) for m, x in ll.items()}
         lz = log_pz["v"] if shared else log_ps
         for q in pairs:
-            if "t" in q:  # H(B | xbar_m, L_m) of each clip
+            if "t" in q and not p.nuisance:  # H(B | xbar_m, L_m) of each clip
                 post = np.exp(ll[q.strip("t")] - logsumexp(ll[q.strip("t")], 1, keepdims=True))
                 pb = post.reshape(len(post), n_atoms, -1).sum(2) @ b_given_s
                 terms[q][i : i + step] = entr(pb).sum(1)
+            elif "t" in q:  # H(B, C | xbar_m, L_m): C the side, or none if the text has none
+                m, kappa = q.strip("t"), p.nuisance
+                post = np.exp(ll[m] - logsumexp(ll[m], 1, keepdims=True))
+                one = ndtr(kappa * r[m] / (1 + k[m]) / np.sqrt(1 + kappa**2 / (1 + k[m])))
+                pb1, pb0 = (
+                    (post * c).reshape(len(post), n_atoms, -1).sum(2) @ b_given_s
+                    for c in (one, 1 - one)
+                )
+                quiet = _p_no_narration(np.arange(-3, 4))
+                table = np.hstack([quiet * (pb1 + pb0), (1 - quiet) * pb1, (1 - quiet) * pb0])
+                terms[q][i : i + step] = entr(table).sum(1)
             else:  # the per-clip constants cancel
                 with np.errstate(invalid="ignore"):  # -inf - -inf where the prior is 0
-                    joint = np.where(np.isfinite(lz), ll["v"] + ll["a"] - lz, -np.inf)
+                    joint = (  # not shared: kappa = 0, face and voice independent given s
+                        base["v"] + base["a"] + gain(r["v"] + r["a"], k["v"] + k["a"]) - lz
+                        if shared
+                        else ll["v"] + ll["a"] - lz
+                    )
+                    joint = np.where(np.isfinite(lz), joint, -np.inf)
                 terms[q][i : i + step] = (
                     logsumexp(joint, 1) - logsumexp(ll["v"], 1) - logsumexp(ll["a"], 1)
                 )
-    h_b = entr(p.prior @ b_given_s).sum()
+    p_b = p.prior @ b_given_s
+    h_b = entr(p_b).sum()
+    if p.nuisance:  # H(B, C) = H(B) + H(C | B): no narration, or either side with P 1/2
+        quiet = _p_no_narration(np.arange(-3, 4))
+        h_b += p_b @ (entr(quiet) + entr(1 - quiet) + (1 - quiet) * np.log(2))
     i_l = (
         _frame_count_information(p.visual.frames, p.acoustic.frames) if p.share_frame_count else 0.0
     )

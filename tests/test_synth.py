@@ -265,10 +265,12 @@ def test_modality_mi_closed_forms():
     assert abs(r["tv"][0]) < 1e-4 and abs(r["ta"][0]) < 1e-4
 
 
-def test_modality_mi_matches_the_generated_clips():
+@pytest.mark.parametrize("kappa", [0.0, 1.5])
+def test_modality_mi_matches_the_generated_clips(kappa):
     """Against clips of make_synthmosi (one speaker each: a new speaker per clip), a different
-    Monte Carlo: the mean over clips of log p(b, x) / (p(b) p(x)) with the realised buckets, the
-    oracle's likelihoods, and the realised frame counts' empirical joint."""
+    Monte Carlo: the mean over clips of log p(x, y) / (p(x) p(y)) with the realised texts, the
+    oracle's likelihoods of each modality and of the pair (the nuisance u integrated out there in
+    closed form too), and the realised frame counts' empirical joint."""
     d = make_synthmosi(
         1,
         1,
@@ -278,22 +280,27 @@ def test_modality_mi_matches_the_generated_clips():
         visual_signal=0.75,
         acoustic_signal=0.6,
         acoustic_frames=(5, 12),
+        nuisance=kappa,
     )
     r = modality_mutual_information(d, n=20_000, seed=1)
     log_prior = np.log(d.params.prior)
-    ll = {m: d.log_likelihood("test", m) + log_prior for m in "tva"}  # text: log p(b | s) exact
+    ll = {m: d.log_likelihood("test", m) + log_prior for m in ("t", "v", "a", "tv", "ta", "va")}
     lengths = np.array([[len(x.visual), len(x.acoustic)] for x in d.splits["test"]])
     _, cell, joint = np.unique(lengths, axis=0, return_inverse=True, return_counts=True)
     marginals = [np.bincount(c)[c] for c in lengths.T]
     pmi_l = np.log(joint[cell.ravel()] * len(lengths) / (marginals[0] * marginals[1]))
-    for q, x, y, extra in (("tv", "t", "v", 0), ("ta", "t", "a", 0), ("va", "v", "a", pmi_l)):
+    for q, extra in (("tv", 0), ("ta", 0), ("va", pmi_l)):
         pmi = (
-            logsumexp(ll[x] + ll[y] - log_prior, axis=1)
-            - logsumexp(ll[x], axis=1)
-            - logsumexp(ll[y], axis=1)
+            logsumexp(ll[q], axis=1)
+            - logsumexp(ll[q[0]], axis=1)
+            - logsumexp(ll[q[1]], axis=1)
             + extra
         )
         assert _within(r[q], (pmi.mean(), pmi.std() / np.sqrt(len(pmi)))), (q, r[q], pmi.mean())
+    if kappa:  # the shared latent adds to what every pair shares
+        kw = dict(seed=4, visual_signal=0.75, acoustic_signal=0.6, acoustic_frames=(5, 12))
+        plain = modality_mutual_information(make_synthmosi(1, 1, 1, **kw), n=20_000)
+        assert all(r[q][0] > plain[q][0] + 0.05 for q in r)
 
 
 def test_modality_mi_of_a_splits_known_speakers():
@@ -519,8 +526,10 @@ def test_modality_mi_with_the_knobs():
     known = dataclasses.replace(d.params, visual=v, acoustic=a)
     fresh = modality_mutual_information(known, n=6000, seed=3)
     assert all(_within(split[q], fresh[q]) for q in ("tv", "ta", "va")), (split, fresh)
-    with pytest.raises(ValueError, match="nuisance"):
-        modality_mutual_information(make_synthmosi(1, 1, 1, nuisance=0.5))
+    with pytest.raises(ValueError, match="share_speaker with nuisance"):
+        modality_mutual_information(
+            make_synthmosi(20, 1, 1, nuisance=0.5, share_speaker=False), split="train"
+        )
 
 
 def test_label_starvation_where_the_answer_is_known():
