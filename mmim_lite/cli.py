@@ -124,6 +124,13 @@ def _ints(metavar: str) -> Callable[[str], list[int]]:
     return parse
 
 
+def _typed(value: Any) -> str:
+    """A config value as it is typed on the command line (true, none, tv,ta)."""
+    if isinstance(value, tuple):
+        return ",".join(value) or "none"
+    return str(value).lower() if value is None or isinstance(value, bool) else str(value)
+
+
 def _or_none(parse: Callable[[str], Any]) -> Callable[[str], Any]:
     """``parse``, or None for 'none' (an Optional field)."""
 
@@ -212,8 +219,11 @@ def _add_config_options(parser: argparse.ArgumentParser) -> None:
         help="N runs with seeds seed..seed+N-1 (default 1), or a comma-separated list",
     )
     group = parser.add_argument_group(
-        "config overrides", "every MMIMConfig field; given values override the preset or --config"
+        "config overrides",
+        "every MMIMConfig field; given values override the preset or --config (the defaults: the "
+        f"{DEFAULT_PRESET} preset's)",
     )
+    start = MMIMConfig.preset(DEFAULT_PRESET)
     for name, (f, parse, metavar) in _FIELDS.items():  # a bare --<bool field> means true
         group.add_argument(
             "--" + name.replace("_", "-"),
@@ -221,7 +231,9 @@ def _add_config_options(parser: argparse.ArgumentParser) -> None:
             type=parse,
             metavar=metavar,
             default=argparse.SUPPRESS,
-            help=f.metadata["help"].replace("%", "%%"),
+            help=f"{f.metadata['help']} (default {_typed(getattr(start, name))})".replace(
+                "%", "%%"
+            ),
             **({"nargs": "?", "const": True} if metavar == "BOOL" else {}),
         )
     group.add_argument(

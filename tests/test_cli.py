@@ -1033,3 +1033,21 @@ def test_sweep_help_names_the_papers_grid(capsys, monkeypatch):
         cli.build_parser().parse_args(["sweep", "--help"])
     grid = " x ".join(f"{k} {len(v)}" for k, v in PAPER_SPACE.items())
     assert f"'paper' (Sec. 4.3: {grid})" in " ".join(capsys.readouterr().out.split())
+
+
+def test_help_shows_each_fields_default_as_it_is_typed(capsys, monkeypatch):
+    """Each field's help ends with the default preset's value in the form the option takes:
+    giving every field its shown value reproduces that preset from another one."""
+    monkeypatch.setenv("COLUMNS", "2000")
+    with pytest.raises(SystemExit):
+        cli.build_parser().parse_args(["train", "--help"])
+    shown, argv = " ".join(capsys.readouterr().out.split()), []
+    for f in dataclasses.fields(MMIMConfig):
+        if f.name != "preset_name":
+            help_text = re.escape(" ".join(f.metadata["help"].split()))
+            assert (match := re.search(help_text + r" \(default (\S+)\)", shown)), f.name
+            argv += ["--" + f.name.replace("_", "-"), match.group(1)]
+    args = cli.build_parser().parse_args(
+        ["train", "--data", "synthmosi", "--out", "o", "--preset", "mosi", *argv]
+    )
+    assert cli.config_from_args(args) == MMIMConfig.preset(cli.DEFAULT_PRESET, preset_name="mosi")
