@@ -419,13 +419,13 @@ def config_from_args(args: argparse.Namespace) -> MMIMConfig:
         raise CLIError("--config and --preset both give the starting config: use one of them")
     stored = _read_json(Path(path).expanduser())
     if not isinstance(stored, dict):
+        found = "no such file" if stored is None else f"found a JSON {type(stored).__name__}"
         raise CLIError(
-            f"--config {path!r}: expected a config JSON object (e.g. a run's config.json), "
-            + ("no such file" if stored is None else f"found a JSON {type(stored).__name__}")
+            f"--config {path!r}: expected a config JSON object (e.g. a run's config.json), {found}"
         )
     try:  # a partial config: the default preset's values for the fields it leaves out
-        full = MMIMConfig.preset(DEFAULT_PRESET).to_dict()
-        return MMIMConfig.from_dict({**full, **stored}).replace(**overrides)
+        full = {**MMIMConfig.preset(DEFAULT_PRESET).to_dict(), **stored}
+        return MMIMConfig.from_dict(full).replace(**overrides)
     except ValueError as err:
         raise CLIError(f"--config {path}: {err}") from None
 
