@@ -1,7 +1,16 @@
 """Command line ``mmim-lite`` (``python -m mmim_lite``): ``train``, ``evaluate``, ``synth``,
 ``sweep``. Every :class:`~mmim_lite.config.MMIMConfig` field is an option typed from its field
-(``--ba-pairs tv,ta``, ``--set f=v``). Bad input ends with one line ``mmim-lite: error: ...``, exit
-status 2 (``MMIM_LITE_DEBUG=1``: traceback)."""
+(``--ba-pairs tv,ta``, ``--set f=v``), its --help text the field's ``help`` metadata; ``--preset``
+or ``--config FILE`` gives the starting config. Bad input ends with one line ``mmim-lite: error:
+...``, exit status 2 (``MMIM_LITE_DEBUG=1``: traceback). The modules that load torch, scikit-learn
+or Optuna are imported by the command that runs, so that ``--help`` answers at once.
+
+argparse, not tyro or jsonargparse (measured with tyro 1.0.17, jsonargparse 4.53): with either,
+the spellings the README and the book use (``--ba-pairs tv,ta``, ``--use-unlabeled true``,
+``--q-min-logvar none``) stop working, and bad input gets a framed box (tyro; one line only through
+its private ``tyro._errors`` hook) or the usage block and a two-line error (jsonargparse, whose
+--help shows no field's help text, only its type and default).
+"""
 
 from __future__ import annotations
 
@@ -23,22 +32,8 @@ import numpy as np
 from . import __version__
 from .config import PRESETS, MMIMConfig, check_resumable
 from .data import load_dataset
-from .formats import save_mmsa_pickle, save_mult_pickle
-from .metrics import msa_metrics
-from .probes import representation_probes
-from .runtime import (
-    DiskFullError,
-    resolve_device,
-    run_folder,
-    strict_json,
-    write_csv,
-    write_json,
-)
 from .safepickle import DatasetFormatError
-from .sweep import PAPER_SPACE, Sweep, load_space, run_sweep
 from .synth import make_synthmosi
-from .text import RANDOM_ENCODERS, resolve_text_encoder
-from .train import Trainer, read_checkpoint, run_seeds, summarize_runs
 
 __all__ = ["main", "build_parser", "config_from_args", "CLIError"]
 
@@ -95,9 +90,7 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _boolean(text: str) -> bool:
-    if text.lower() not in ("true", "false"):
-        raise ValueError(text)
-    return text.lower() == "true"
+    return bool(("false", "true").index(text.lower()))  # ValueError: neither
 
 
 def _finite(text: str) -> float:
@@ -133,30 +126,35 @@ def _ints(metavar: str) -> Callable[[str], list[int]]:
     return parse
 
 
-def _field_parser(hint: Any) -> tuple[Callable[[str], Any], str]:
-    """(string -> value, metavar) for a config field's type hint; 'none' where the field is
-    Optional."""
-    args = typing.get_args(hint)
-    base = next((a for a in args if a is not type(None)), hint) if type(None) in args else hint
-    parse, metavar = (
-        (_names, "NAMES")
-        if typing.get_origin(base) is tuple
-        else {bool: (_boolean, "BOOL"), int: (int, "INT"), float: (_finite, "FLOAT")}.get(
-            base, (str, "STR")
-        )
-    )
-    if type(None) in args:
-
-        def optional(text: str) -> Any:
-            return None if text.lower() == "none" else parse(text)
-
-        optional.__name__ = parse.__name__  # argparse names the type in "invalid ... value"
-        return optional, metavar
-    return parse, metavar
+def _typed(value: Any) -> str:
+    """A config value as it is typed on the command line (true, none, tv,ta)."""
+    if isinstance(value, tuple):
+        return ",".join(value) or "none"
+    return str(value).lower() if value is None or isinstance(value, bool) else str(value)
 
 
-_FIELDS = {
-    f.name: (f, *_field_parser(typing.get_type_hints(MMIMConfig)[f.name]))
+def _or_none(parse: Callable[[str], Any]) -> Callable[[str], Any]:
+    """``parse``, or None for 'none' (an Optional field)."""
+
+    def optional(text: str) -> Any:
+        return None if text.lower() == "none" else parse(text)
+
+    optional.__name__ = parse.__name__  # argparse names the type in "invalid ... value"
+    return optional
+
+
+#: (string -> value, metavar) by a config field's type; a field of another type fails here, loudly
+_PARSERS: dict[Any, tuple[Callable[[str], Any], str]] = {
+    bool: (_boolean, "BOOL"),
+    int: (int, "INT"),
+    float: (_finite, "FLOAT"),
+    str: (str, "STR"),
+    tuple[str, ...]: (_names, "NAMES"),
+    int | None: (_or_none(int), "INT"),
+    float | None: (_or_none(_finite), "FLOAT"),
+}
+_FIELDS = {  # every field a user may set: (field, parser, metavar)
+    f.name: (f, *_PARSERS[typing.get_type_hints(MMIMConfig)[f.name]])
     for f in dataclasses.fields(MMIMConfig)
     if f.name != "preset_name"
 }
@@ -223,18 +221,22 @@ def _add_config_options(parser: argparse.ArgumentParser) -> None:
         help="N runs with seeds seed..seed+N-1 (default 1), or a comma-separated list",
     )
     group = parser.add_argument_group(
-        "config overrides", "every MMIMConfig field; given values override the preset or --config"
+        "config overrides",
+        "every MMIMConfig field; given values override the preset or --config (the defaults: the "
+        f"{DEFAULT_PRESET} preset's)",
     )
-    for name, (f, parse, metavar) in _FIELDS.items():
-        extra: dict[str, Any] = {"nargs": "?", "const": True} if metavar == "BOOL" else {}
+    start = MMIMConfig.preset(DEFAULT_PRESET)
+    for name, (f, parse, metavar) in _FIELDS.items():  # a bare --<bool field> means true
         group.add_argument(
             "--" + name.replace("_", "-"),
             dest=f"cfg__{name}",
             type=parse,
             metavar=metavar,
             default=argparse.SUPPRESS,
-            help=f.metadata["help"].replace("%", "%%"),
-            **extra,
+            help=f"{f.metadata['help']} (default {_typed(getattr(start, name))})".replace(
+                "%", "%%"
+            ),
+            **({"nargs": "?", "const": True} if metavar == "BOOL" else {}),
         )
     group.add_argument(
         "--set",
@@ -323,8 +325,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--space",
         default="paper",
         metavar="paper|FILE",
-        help="'paper' (Sec. 4.3: "
-        f"{' x '.join(f'{k} {len(v)}' for k, v in PAPER_SPACE.items())}) or a JSON file "
+        help="'paper' (Sec. 4.3: batch_size 2 x lr_lld 2 x lr_main 3 x alpha 3 x beta 3 x "
+        "visual_hidden,acoustic_hidden 2 x memory_size 3) or a JSON file "
         '{"field": [values], "field": {"low": L, "high": H, "log": true}, "f1,f2": [tied values]}',
     )
     sw.add_argument(
@@ -392,14 +394,13 @@ def config_from_args(args: argparse.Namespace) -> MMIMConfig:
     or ``--config FILE``, then ``--set``, then ``--<field>`` options."""
     overrides: dict[str, Any] = {}
     for item in args.overrides:
-        key, sep, text = item.partition("=")
-        key = key.strip().replace("-", "_")
-        if not sep or not key:
+        key, sep, text = (part.strip() for part in item.partition("="))
+        if not (sep and key):
             raise CLIError(f"--set expects FIELD=VALUE, got {item!r}")
-        if key not in _FIELDS:
+        if (key := key.replace("-", "_")) not in _FIELDS:
             raise CLIError(f"--set: unknown config field {key!r}; valid fields: {sorted(_FIELDS)}")
         try:
-            overrides[key] = _FIELDS[key][1](text.strip())
+            overrides[key] = _FIELDS[key][1](text)
         except ValueError:
             raise CLIError(
                 f"--set {key}: invalid {_FIELDS[key][2].lower()} value {text!r}"
@@ -407,6 +408,10 @@ def config_from_args(args: argparse.Namespace) -> MMIMConfig:
     overrides.update(
         {k[5:]: v for k, v in vars(args).items() if k.startswith("cfg__")}
     )  # given options only
+    if args.preset not in (None, *PRESETS):
+        raise CLIError(
+            f"--preset: unknown preset {args.preset!r}; expected one of {tuple(PRESETS)}"
+        )
     path = args.config
     if path is None:
         return MMIMConfig.preset(args.preset or DEFAULT_PRESET, **overrides)
@@ -467,6 +472,8 @@ def _run_inputs(
 ) -> tuple[MMIMConfig, list[int], dict[str, Any], Path, list[str]]:
     """``train``'s and ``sweep``'s config, seeds, data spec, output folder and devices, checked
     before anything is written (every independent problem at once)."""
+    from .runtime import resolve_device  # torch: loaded by the command that runs, not by --help
+
     given = args.devices or ([args.device] if hasattr(args, "device") else ["auto"])
     config, spec, out, devices = _checked(
         lambda: config_from_args(args),
@@ -479,6 +486,7 @@ def _run_inputs(
 
 def _load_checked(config: MMIMConfig, spec: dict[str, Any]) -> tuple[dict[str, Any], Any]:
     """:func:`_load` and the text encoder's check (a bad name, an offline hub), reported at once."""
+    from .text import RANDOM_ENCODERS, resolve_text_encoder
 
     def encoder() -> None:
         if config.text_encoder not in (*RANDOM_ENCODERS, "minilm"):
@@ -577,6 +585,8 @@ def _mean_std(stats: dict[str, Any]) -> str:
 def cmd_train(args: argparse.Namespace) -> int:
     """``mmim-lite train``: :func:`~mmim_lite.train.run_seeds`, then all seeds' history.csv and
     summary.json."""
+    from .runtime import run_folder
+
     config, seeds, spec, out, devices = _run_inputs(args)
     if args.resume and args.overwrite:
         raise CLIError("--resume continues the run in --out, --overwrite replaces it: use one")
@@ -594,6 +604,10 @@ def _train(
     clear: Callable[[], None],
 ) -> int:
     """``train`` in a run folder this process holds (``clear``: remove the run it replaces)."""
+    from .metrics import msa_metrics
+    from .runtime import strict_json, write_csv, write_json
+    from .train import run_seeds, summarize_runs
+
     if args.resume:  # continuing a run with other settings would mix two experiments
         data_before, config_before = _read_json(out / "data.json"), _read_json(out / "config.json")
         if (
@@ -669,6 +683,8 @@ def _train(
 def cmd_sweep(args: argparse.Namespace) -> int:
     """``mmim-lite sweep``: :func:`~mmim_lite.sweep.run_sweep`, then the best setting (its test
     metrics only)."""
+    from .sweep import Sweep, load_space, run_sweep
+
     config, seeds, spec, out, devices = _run_inputs(args)
     for flag in ("trials", "workers", "heartbeat", "top"):
         if getattr(args, flag) is not None and getattr(args, flag) < 1:
@@ -709,6 +725,10 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 def cmd_evaluate(args: argparse.Namespace) -> int:
     """``mmim-lite evaluate``: one JSON object with the checkpoint's metrics on ``--split`` (and,
     with ``--probes``, its :func:`~mmim_lite.probes.representation_probes` under ``probes``)."""
+    from .probes import representation_probes
+    from .runtime import resolve_device
+    from .train import Trainer, read_checkpoint
+
     path = Path(args.checkpoint).expanduser()
     if not path.is_file():
         raise CLIError(f"--checkpoint {args.checkpoint!r}: no such file")
@@ -729,6 +749,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 def cmd_synth(args: argparse.Namespace) -> int:
     """``mmim-lite synth``: SynthMOSI as an MMSA- or MulT-style pickle that load_dataset reads."""
+    from .formats import save_mmsa_pickle, save_mult_pickle
+
     if args.label_csv is not None and args.format != "mult":
         raise CLIError("--label-csv applies only to --format mult")
     out = Path(args.out).expanduser()
@@ -767,7 +789,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         message = " ".join(str(err).split()) or type(err).__name__
         if not isinstance(err, (CLIError, ValueError, OSError)):
             message = f"{type(err).__name__}: {message}"
-        if isinstance(err, DiskFullError):
-            message += f"; free space and {_DISK_FULL_HINT.get(command, 'rerun')}"
+        if command is not None and isinstance(err, OSError):
+            from .runtime import DiskFullError  # torch: loaded by the command already
+
+            if isinstance(err, DiskFullError):
+                message += f"; free space and {_DISK_FULL_HINT.get(command, 'rerun')}"
         print(f"{PROG}: error: {message}", file=sys.stderr)
         return 2

@@ -25,10 +25,6 @@ from dataclasses import dataclass, field
 
 import numpy as np
 from scipy.special import entr, log_ndtr, logsumexp, ndtr
-from sklearn.linear_model import RidgeCV
-from sklearn.metrics import r2_score
-from sklearn.pipeline import make_pipeline
-from sklearn.preprocessing import StandardScaler
 
 from .data import SPLITS, Sample
 
@@ -673,6 +669,11 @@ def label_starvation(
     each fitted on ``n`` random training clips (``None``: all; standardised features, the penalty
     by leave-one-out CV, RidgeCV over 1e-3..1e4), keyed ``str(n)`` or ``"all"``; ``"oracle"``: the
     R^2 of the posterior mean given the same modalities (the best any predictor of them reaches)."""
+    from sklearn.linear_model import RidgeCV  # here: the CLI starts without scikit-learn (3 s)
+    from sklearn.metrics import r2_score
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
     if not modalities or any(m not in _MODALITIES for m in modalities):
         raise ValueError(f"expected modalities from {_MODALITIES}, found {modalities!r}")
 

@@ -28,7 +28,7 @@ import torch
 
 from mmim_lite import cli, runtime
 from mmim_lite import train as train_module
-from mmim_lite.config import ConfigError, MMIMConfig
+from mmim_lite.config import PRESETS, ConfigError, MMIMConfig
 from mmim_lite.data import load_dataset
 from mmim_lite.metrics import msa_metrics
 from mmim_lite.synth import make_synthmosi
@@ -922,3 +922,132 @@ def test_ctrl_c_on_a_sweep_with_two_workers_prints_one_line(tmp_path):
     assert [
         line for line in err.splitlines() if not re.fullmatch(r"trial \d+ " + EPOCH_LINE, line)
     ] == ["mmim-lite: interrupted"], err
+
+
+# ----------------------------------------------------------------------------- options from the
+# config's fields
+def test_help_answers_without_torch_scikit_learn_or_optuna():
+    """``mmim-lite``, ``mmim-lite --help`` and each command's --help load none of the libraries that
+    take seconds to import (torch alone: ~3 s of CPU); the command that runs loads them."""
+    script = (
+        "import contextlib, io, sys\n"
+        "from mmim_lite import cli\n"
+        "for argv in ([], ['--help'], *([c, '--help'] for c in ('train', 'evaluate', 'synth', "
+        "'sweep'))):\n"
+        "    with contextlib.redirect_stdout(io.StringIO()) as shown:\n"
+        "        assert cli.main(argv) == 0 and 'usage: mmim-lite' in shown.getvalue(), argv\n"
+        "print(sorted({m.split('.')[0] for m in sys.modules} & "
+        "{'torch', 'sklearn', 'optuna', 'transformers'}))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0 and done.stdout.strip() == "[]", (done.stdout, done.stderr)
+
+
+@pytest.mark.parametrize(
+    "argv, words",
+    [
+        (["--alpha", "abc"], "argument --alpha: invalid finite float value: 'abc'"),
+        (["--epochs", "2.5"], "argument --epochs: invalid int value: '2.5'"),
+        (
+            ["--use-unlabeled", "maybe"],
+            "argument --use-unlabeled: invalid true/false value: 'maybe'",
+        ),
+        (["--q-min-logvar", "low"], "argument --q-min-logvar: invalid finite float value: 'low'"),
+        (["--set", "alpha=abc"], "--set alpha: invalid float value 'abc'"),
+        (["--preset", "imdb"], "--preset: unknown preset 'imdb'; expected one of ('mosi', "),
+        (["--config", "missing.json"], "--config 'missing.json': expected a config JSON object"),
+        (["--config", "c.json", "--preset", "mosi"], "--config and --preset both give"),
+    ],
+)
+def test_a_bad_value_gets_one_line_naming_the_option_and_what_was_expected(
+    run_cli, tmp_path, monkeypatch, argv, words
+):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "c.json").write_text('{"alpha": 0.2}')
+    code, out, err = run_cli("train", "--data", "synthmosi", "--out", "o", *argv)
+    assert code == 2 and out == "" and err.count("\n") == 1, err
+    assert err.startswith("mmim-lite: error: ") and words in err, err
+    assert not (tmp_path / "o").exists()
+
+
+def test_a_preset_is_the_starting_config_and_given_options_override_it():
+    """Without --preset: the default preset; with one: its values, except the fields given as
+    options or with --set (an option wins over --set)."""
+    parser = cli.build_parser()
+    base = ["train", "--data", "synthmosi", "--out", "o"]
+    assert cli.config_from_args(parser.parse_args(base)) == MMIMConfig.preset(cli.DEFAULT_PRESET)
+    for name in PRESETS:
+        args = parser.parse_args(
+            [*base, "--preset", name, "--beta", "0.2", "--set", "epochs=3", "--set", "beta=0.4"]
+            + ["--use-unlabeled", "false", "--trace-grads", "--ba-pairs", "tv"]
+        )
+        config = cli.config_from_args(args)
+        expected = MMIMConfig.preset(
+            name, beta=0.2, epochs=3, use_unlabeled=False, trace_grads=True, ba_pairs=("tv",)
+        )
+        assert config == expected and config.preset_name == name
+        assert (config.alpha, config.batch_size) == (
+            PRESETS[name]["alpha"],
+            PRESETS[name]["batch_size"],
+        )  # what is not given stays the preset's
+    assert len({MMIMConfig.preset(name).alpha for name in PRESETS}) > 1  # the presets differ
+
+
+def test_a_config_file_is_the_starting_config_and_given_options_override_it(tmp_path):
+    """--config FILE (a run's config.json, a sweep's best_config.json, or any part of one) starts
+    the config instead of a preset; options override it; a bad file is one error naming it."""
+    stored = MMIMConfig.preset("mosei", alpha=0.05, ba_pairs=("va",))
+    (tmp_path / "config.json").write_text(json.dumps(stored.to_dict()))
+    parser = cli.build_parser()
+    for command in ("train", "sweep"):
+        args = parser.parse_args(
+            [
+                command,
+                "--data",
+                "synthmosi",
+                "--out",
+                "o",
+                "--config",
+                str(tmp_path / "config.json"),
+            ]
+            + ["--beta", "0.2", "--set", "epochs=3"]
+        )
+        assert cli.config_from_args(args) == stored.replace(beta=0.2, epochs=3)
+    (tmp_path / "bad.json").write_text('{"alpha": "high"}')
+    args = parser.parse_args(
+        ["train", "--data", "synthmosi", "--out", "o", "--config", str(tmp_path / "bad.json")]
+    )
+    with pytest.raises(cli.CLIError, match=r"--config .*bad\.json: alpha must be of type float"):
+        cli.config_from_args(args)
+
+
+def test_sweep_help_names_the_papers_grid(capsys, monkeypatch):
+    """The help of --space spells out Sec. 4.3's grid as sweep.PAPER_SPACE holds it (written out,
+    so that --help does not import the sweep's libraries)."""
+    from mmim_lite.sweep import PAPER_SPACE
+
+    monkeypatch.setenv("COLUMNS", "2000")
+    with pytest.raises(SystemExit):
+        cli.build_parser().parse_args(["sweep", "--help"])
+    grid = " x ".join(f"{k} {len(v)}" for k, v in PAPER_SPACE.items())
+    assert f"'paper' (Sec. 4.3: {grid})" in " ".join(capsys.readouterr().out.split())
+
+
+def test_help_shows_each_fields_default_as_it_is_typed(capsys, monkeypatch):
+    """Each field's help ends with the default preset's value in the form the option takes:
+    giving every field its shown value reproduces that preset from another one."""
+    monkeypatch.setenv("COLUMNS", "2000")
+    with pytest.raises(SystemExit):
+        cli.build_parser().parse_args(["train", "--help"])
+    shown, argv = " ".join(capsys.readouterr().out.split()), []
+    for f in dataclasses.fields(MMIMConfig):
+        if f.name != "preset_name":
+            help_text = re.escape(" ".join(f.metadata["help"].split()))
+            assert (match := re.search(help_text + r" \(default (\S+)\)", shown)), f.name
+            argv += ["--" + f.name.replace("_", "-"), match.group(1)]
+    args = cli.build_parser().parse_args(
+        ["train", "--data", "synthmosi", "--out", "o", "--preset", "mosi", *argv]
+    )
+    assert cli.config_from_args(args) == MMIMConfig.preset(cli.DEFAULT_PRESET, preset_name="mosi")
