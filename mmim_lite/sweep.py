@@ -47,8 +47,9 @@ import torch
 from optuna.trial import FrozenTrial, TrialState
 
 from .config import MMIMConfig
+from .experiment import epoch_line, run_seeds, summarize_runs
 from .runtime import strict_json, write_csv, write_json
-from .train import Trainer, TrainingDivergedError, epoch_line, run_seeds, summarize_runs
+from .train import Trainer, TrainingDivergedError
 
 if typing.TYPE_CHECKING:
     import pandas
