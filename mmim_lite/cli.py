@@ -447,13 +447,15 @@ def _data_spec(args: argparse.Namespace, stored: dict[str, Any] | None = None) -
 
 def _mean_std(stats: dict[str, Any]) -> str:
     """The main metrics as "mae 0.812 ± 0.010, corr ..." (no ± for one run: std NaN or None)."""
-    parts = []
-    for k in _MAIN_METRICS:
-        mean, std = stats[k]["mean"], stats[k]["std"]
-        parts.append(
-            f"{k} {mean:.3f}" + ("" if std is None or math.isnan(std) else f" ± {std:.3f}")
+    return ", ".join(
+        f"{k} {stats[k]['mean']:.3f}"
+        + (
+            ""
+            if stats[k]["std"] is None or math.isnan(stats[k]["std"])
+            else f" ± {stats[k]['std']:.3f}"
         )
-    return ", ".join(parts)
+        for k in _MAIN_METRICS
+    )
 
 
 def cmd_train(args: argparse.Namespace) -> int:

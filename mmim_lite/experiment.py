@@ -8,7 +8,6 @@ from __future__ import annotations
 import copy
 import csv
 import inspect
-import json
 import multiprocessing
 import sys
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -72,7 +71,7 @@ SYNTH_OPTIONS = {
 }
 #: their defaults, as data.json stores them
 SYNTH_DEFAULTS = {
-    k: json.loads(json.dumps(v.default))
+    k: strict_json(v.default)
     for k, v in inspect.signature(make_synthmosi).parameters.items()
     if k in SYNTH_OPTIONS
 }
@@ -270,13 +269,13 @@ def run_seeds(
     for seed in seeds:
         cfg = config.replace(seed=seed)
         run_dir = Path(out_dir) / f"seed_{seed}" if out_dir is not None else None
-        shared = encoder is None or cfg.freeze_text  # fine-tuned: each seed its own copy
-        own = encoder if shared else (copy.deepcopy(encoder[0]), encoder[1])
+        fine_tuned = encoder is not None and not cfg.freeze_text  # each seed its own copy
+        own = (copy.deepcopy(encoder[0]), encoder[1]) if fine_tuned else encoder
         kwargs = dict(device=device, progress=progress, text_encoder=own, text_cache=cache)
         if resume and run_dir is not None and (run_dir / "checkpoint.pt").is_file():
             trainer = load_trainer(run_dir / "checkpoint.pt", splits, config=cfg, **kwargs)
             if trainer.done and (run_dir / "metrics.json").is_file():
-                results.append(json.loads((run_dir / "metrics.json").read_text()))
+                results.append(read_json(run_dir / "metrics.json"))
                 continue
         else:
             seed_everything(seed)

@@ -203,9 +203,10 @@ def load_trainer(
     (:func:`~mmim_lite.config.check_resumable`); seeded as a new run is. ``state``: ``path``'s
     :func:`read_checkpoint`, if already read. ``kwargs`` go to :class:`~mmim_lite.train.Trainer`."""
     state, stored = state or read_checkpoint(path)
-    check_resumable(stored, config or stored, str(path))
-    seed_everything((config or stored).seed)
-    trainer = Trainer(config or stored, splits, **kwargs)
+    config = config or stored
+    check_resumable(stored, config, str(path))
+    seed_everything(config.seed)
+    trainer = Trainer(config, splits, **kwargs)
     trainer.load_state_dict(state)
     return trainer
 
