@@ -12,7 +12,7 @@ import torch
 
 from mmim_lite import experiment, model
 from mmim_lite.config import MMIMConfig
-from mmim_lite.experiment import run_seeds, summarize_runs
+from mmim_lite.experiment import data_spec, run_experiment, run_seeds, summarize_runs
 from mmim_lite.synth import make_synthmosi
 from mmim_lite.text import resolve_text_encoder
 
@@ -66,3 +66,24 @@ def test_a_pretrained_encoder_is_loaded_once_per_run_and_each_seed_starts_from_i
     assert len({id(m) for m in seen}) == (1 if frozen else 3)
     alone = run_seeds(config, [2], splits, progress=False)
     assert alone[0] == three[2]
+
+
+def test_a_run_into_a_folder_loads_its_encoder_once(tmp_path, monkeypatch):
+    """run_experiment checks the encoder before writing anything and trains every seed with that
+    same load: one load for the whole run."""
+    built = []
+
+    def pretrained(name):
+        built.append(name)
+        return resolve_text_encoder("tiny")
+
+    monkeypatch.setattr(experiment, "resolve_text_encoder", pretrained)
+    monkeypatch.setattr(model, "resolve_text_encoder", pretrained)
+    spec = data_spec("synthmosi", synth={"n_train": 32, "n_valid": 16, "n_test": 16})
+    config = cfg(epochs=1, text_encoder="pretrained-standin", freeze_text=True)
+    summary = run_experiment(config, [0, 1], spec, tmp_path / "run", device="cpu")
+    assert built == ["pretrained-standin"]
+    assert (
+        summary["seeds"] == [0, 1]
+        and json.loads((tmp_path / "run" / "data.json").read_text()) == spec
+    )
