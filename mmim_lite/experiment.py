@@ -239,31 +239,9 @@ def run_seeds(
             raise ValueError(
                 "run_seeds: on_epoch cannot reach runs in other processes (devices given)"
             )
-        slots = list(devices)[: len(seeds)]
-        threads = max(1, torch.get_num_threads() // len(slots))
-        with ProcessPoolExecutor(
-            len(slots),
-            mp_context=multiprocessing.get_context("spawn"),
-            initializer=torch.set_num_threads,
-            initargs=(threads,),
-        ) as pool:
-            jobs = [
-                pool.submit(
-                    run_seeds,
-                    config,
-                    seeds[j :: len(slots)],
-                    splits,
-                    out_dir=out_dir,
-                    device=str(dev),
-                    progress=bool(progress),
-                    resume=resume,
-                    log_epochs=log_epochs,
-                    text_encoder=encoder,
-                )
-                for j, dev in enumerate(slots)
-            ]
-            by_seed = {r["seed"]: r for job in jobs for r in job.result()}
-        return [by_seed[s] for s in seeds]
+        options = dict(out_dir=out_dir, progress=bool(progress), resume=resume)
+        options.update(log_epochs=log_epochs, text_encoder=encoder)
+        return _in_parallel(config, seeds, splits, devices, **options)
     results: list[dict[str, Any]] = []
     cache = None
     for seed in seeds:
@@ -285,6 +263,33 @@ def run_seeds(
         if cfg.cache_text_features and trainer.skip_text:  # seed-independent features
             cache = {s: trainer.text_features(s).cpu() for s in trainer.datasets}
     return results
+
+
+def _in_parallel(
+    config: MMIMConfig,
+    seeds: list[int],
+    splits: Mapping[str, Sequence[Any]],
+    devices: Sequence[str],
+    **options: Any,
+) -> list[dict[str, Any]]:
+    """:func:`run_seeds` with one spawned process per device slot (seeds dealt round-robin), each
+    with an equal share of the CPU threads; ``options`` go to each process's run_seeds."""
+    slots = list(devices)[: len(seeds)]
+    threads = max(1, torch.get_num_threads() // len(slots))
+    with ProcessPoolExecutor(
+        len(slots),
+        mp_context=multiprocessing.get_context("spawn"),
+        initializer=torch.set_num_threads,
+        initargs=(threads,),
+    ) as pool:
+        jobs = [
+            pool.submit(
+                run_seeds, config, seeds[j :: len(slots)], splits, device=str(dev), **options
+            )
+            for j, dev in enumerate(slots)
+        ]
+        by_seed = {r["seed"]: r for job in jobs for r in job.result()}
+    return [by_seed[s] for s in seeds]
 
 
 def summarize_runs(results: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
