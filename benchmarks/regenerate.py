@@ -351,9 +351,9 @@ BY_IRONY = {
 def _mae_by_irony(run: Path, seed: int, synth: Any) -> dict[str, float]:
     """Test MAE of a run's best weights on the ironic and on the ordinary clips (SynthMOSI ground
     truth)."""
-    from mmim_lite.train import Trainer
+    from mmim_lite.runtime import load_trainer
 
-    trainer = Trainer.from_checkpoint(
+    trainer = load_trainer(
         run / f"seed_{seed}" / "best.pt", synth.splits, device="cpu", progress=False
     )
     preds, truths = trainer.predict("test")
@@ -515,8 +515,10 @@ def collect_checkpoint(best: Path, into: Path) -> dict[str, Any]:
 
 # -------------------- entry point -----------------------------------------------------------
 def run(command: str) -> None:
-    """Run one command from the repository root: ``mmim-lite`` in this process (its environment
-    assignments applied, ``OMP_NUM_THREADS`` as torch's thread count), anything else in a shell."""
+    """Run one command from the repository root: ``mmim-lite train`` in this process through the
+    Python API (:func:`mmim_lite.experiment.run_experiment` with the options the command parses
+    to; its environment assignments applied, ``OMP_NUM_THREADS`` as torch's thread count),
+    anything else in a shell."""
     print(f"$ {command}", flush=True)
     words = shlex.split(command)
     env = dict(
@@ -534,16 +536,29 @@ def run(command: str) -> None:
             ),
         )
         return
-    from mmim_lite import cli
+    from mmim_lite.cli import build_parser, run_inputs
+    from mmim_lite.experiment import run_experiment
 
+    if argv[1] != "train":
+        raise SystemExit(f"expected an mmim-lite train command: {command}")
     os.environ.update(env)
     threads = torch.get_num_threads()
     torch.set_num_threads(int(env.get("OMP_NUM_THREADS", threads)))
     cwd = os.getcwd()
     try:
         os.chdir(ROOT)
-        if cli.main(argv[1:]) != 0:
-            raise SystemExit(f"failed: {command}")
+        args = build_parser().parse_args(argv[1:])
+        config, seeds, spec, out, _ = run_inputs(args)
+        run_experiment(
+            config,
+            seeds,
+            spec,
+            out,
+            device=args.device,
+            devices=args.devices,
+            resume=args.resume,
+            overwrite=args.overwrite,
+        )
     finally:
         os.chdir(cwd)
         torch.set_num_threads(threads)

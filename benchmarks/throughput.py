@@ -77,10 +77,9 @@ from provenance import provenance  # noqa: E402
 from mmim_lite.batching import TEXT_KEYS, collate_batch  # noqa: E402
 from mmim_lite.config import MMIMConfig  # noqa: E402
 from mmim_lite.model import MMIM  # noqa: E402
-from mmim_lite.runtime import seed_everything  # noqa: E402
 from mmim_lite.synth import make_synthmosi  # noqa: E402
 from mmim_lite.text import resolve_text_encoder  # noqa: E402
-from mmim_lite.train import Trainer  # noqa: E402
+from mmim_lite.train import Trainer, seed_everything  # noqa: E402
 
 #: CPU protocol: the authors' loop, our Trainer, and our Trainer with the Hugging Face text forward.
 VARIANTS = ("authors_loop", "ours", "ours_unpacked")
@@ -332,6 +331,7 @@ def cpu_protocol(args: argparse.Namespace, device: torch.device) -> dict[str, An
         if name == "authors_loop":
             loops[name] = AuthorsLoop(config.replace(pack_text=False), splits, device, text)
         else:
+            seed_everything(config.seed)
             loops[name] = Trainer(
                 config.replace(pack_text=name == "ours"),
                 splits,
@@ -437,6 +437,7 @@ def gpu_protocol(args: argparse.Namespace, device: torch.device) -> dict[str, An
     runs: dict[str, Any] = {}
     for name, bf16 in (("fp32", False), ("bf16", True)):
         config = gpu_config(args.smoke).replace(bf16=bf16)
+        seed_everything(config.seed)
         trainer = Trainer(config, synth.splits, device=device, progress=False)
         n1 = min(
             n_train,

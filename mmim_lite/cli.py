@@ -15,9 +15,7 @@ its private ``tyro._errors`` hook) or the usage block and a two-line error (json
 from __future__ import annotations
 
 import argparse
-import csv
 import dataclasses
-import inspect
 import json
 import math
 import os
@@ -27,48 +25,20 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from . import __version__
-from .config import PRESETS, MMIMConfig, check_resumable
-from .data import load_dataset
-from .safepickle import DatasetFormatError
-from .synth import make_synthmosi
+from .config import PRESETS, MMIMConfig
+from .formats import DiskFullError
+from .synth import SYNTH_DEFAULTS, SYNTH_OPTIONS
 
-__all__ = ["main", "build_parser", "config_from_args", "CLIError"]
+__all__ = ["main", "build_parser", "config_from_args", "run_inputs", "CLIError"]
 
 PROG = "mmim-lite"
-# : SynthMOSI generator options: key of make_synthmosi -> (flag, metavar); their defaults as
-# data.json stores them
-SYNTH_OPTIONS = {
-    "seed": ("--synth-seed", "S"),
-    "n_train": ("--n-train", "N"),
-    "n_valid": ("--n-valid", "N"),
-    "n_test": ("--n-test", "N"),
-    "visual_dim": ("--synth-visual-dim", "D"),
-    "acoustic_dim": ("--synth-acoustic-dim", "D"),
-    "visual_frames": ("--synth-visual-frames", "LO,HI"),
-    "acoustic_frames": ("--synth-acoustic-frames", "LO,HI"),
-    "irony_rate": ("--synth-irony-rate", "P"),
-    "text_noise": ("--synth-text-noise", "SD"),
-    "visual_signal": ("--synth-visual-signal", "X"),
-    "acoustic_signal": ("--synth-acoustic-signal", "X"),
-    "n_speakers": ("--synth-speakers", "TRAIN,VALID,TEST"),
-    "nuisance": ("--synth-nuisance", "K"),
-    "share_speaker": ("--synth-share-speaker", "BOOL"),
-    "share_frame_count": ("--synth-share-frame-count", "BOOL"),
-}
 _SYNTH_HELP = {
     "nuisance": "strength of a per-clip latent u ~ N(0,1), independent of the label, "
     "shared by text (which half of the narration sentences), face and voice (a "
     "shift of K u frame-noise SDs)",
     "share_speaker": "face and voice from one speaker (false: the voice's drawn apart)",
     "share_frame_count": "face and voice with one frame count (false: the voice's drawn apart)",
-}
-_SYNTH_DEFAULTS = {
-    k: json.loads(json.dumps(v.default))
-    for k, v in inspect.signature(make_synthmosi).parameters.items()
-    if k in SYNTH_OPTIONS
 }
 _MAIN_METRICS = ("mae", "corr", "acc7", "acc2_has0", "acc2_non0", "f1_non0")
 #: the starting config without --preset, and of the fields a partial --config leaves out
@@ -80,7 +50,7 @@ _DISK_FULL_HINT = {
 }
 
 
-class CLIError(Exception):
+class CLIError(ValueError):
     """A bad command line or input; reported as one line on stderr."""
 
 
@@ -194,7 +164,7 @@ def _add_data_options(
             dest=f"synth__{key}",
             type=parse,
             metavar=metavar,
-            help=f"{text} (default {str(_SYNTH_DEFAULTS[key]).lower()})",
+            help=f"{text} (default {str(SYNTH_DEFAULTS[key]).lower()})",
         )
 
 
@@ -417,7 +387,9 @@ def config_from_args(args: argparse.Namespace) -> MMIMConfig:
         return MMIMConfig.preset(args.preset or DEFAULT_PRESET, **overrides)
     if args.preset is not None:
         raise CLIError("--config and --preset both give the starting config: use one of them")
-    stored = _read_json(Path(path).expanduser())
+    from .runtime import read_json
+
+    stored = read_json(Path(path).expanduser())
     if not isinstance(stored, dict):
         found = "no such file" if stored is None else f"found a JSON {type(stored).__name__}"
         raise CLIError(
@@ -447,35 +419,22 @@ def _seed_list(text: str, config: MMIMConfig) -> list[int]:
     return seeds
 
 
-def _checked(*steps: Callable[[], Any]) -> list[Any]:
-    """The results of independent steps; the bad input of every step that fails in one error."""
-    results, errors = [], []
-    for step in steps:
-        try:
-            results.append(step())
-        except (CLIError, ValueError, OSError) as err:
-            results.append(None)
-            errors.append(" ".join(str(err).split()))
-    if errors:
-        raise CLIError("; ".join(dict.fromkeys(errors)))
-    return results
-
-
 def _out_dir(args: argparse.Namespace) -> Path:
     if (out := Path(args.out).expanduser()).exists() and not out.is_dir():
         raise CLIError(f"--out {args.out!r} is a file, expected a folder")
     return out
 
 
-def _run_inputs(
+def run_inputs(
     args: argparse.Namespace,
 ) -> tuple[MMIMConfig, list[int], dict[str, Any], Path, list[str]]:
     """``train``'s and ``sweep``'s config, seeds, data spec, output folder and devices, checked
     before anything is written (every independent problem at once)."""
-    from .runtime import resolve_device  # torch: loaded by the command that runs, not by --help
+    from .experiment import check_all  # torch: loaded by the command that runs, not by --help
+    from .train import resolve_device
 
     given = args.devices or ([args.device] if hasattr(args, "device") else ["auto"])
-    config, spec, out, devices = _checked(
+    config, spec, out, devices = check_all(
         lambda: config_from_args(args),
         lambda: _data_spec(args),
         lambda: _out_dir(args),
@@ -484,20 +443,11 @@ def _run_inputs(
     return config, _seed_list(args.seeds, config), spec, out, devices
 
 
-def _load_checked(config: MMIMConfig, spec: dict[str, Any]) -> tuple[dict[str, Any], Any]:
-    """:func:`_load` and the text encoder's check (a bad name, an offline hub), reported at once."""
-    from .text import RANDOM_ENCODERS, resolve_text_encoder
-
-    def encoder() -> None:
-        if config.text_encoder not in (*RANDOM_ENCODERS, "minilm"):
-            resolve_text_encoder(config.text_encoder)
-
-    return _checked(lambda: _load(spec), encoder)[0]
-
-
 def _data_spec(args: argparse.Namespace, stored: dict[str, Any] | None = None) -> dict[str, Any]:
-    """What to load (``{"source": "synthmosi" | "file", ...}``): the command line, else ``stored``,
-    else defaults."""
+    """:func:`~mmim_lite.experiment.data_spec` of the command line's data options (and
+    ``stored``, a run's data.json)."""
+    from .experiment import data_spec
+
     given = {k[7:]: v for k, v in vars(args).items() if k.startswith("synth__") and v is not None}
     data = args.data
     if data is not None and data.lower() == "synthmosi" and Path(data).exists():  # say which
@@ -506,171 +456,47 @@ def _data_spec(args: argparse.Namespace, stored: dict[str, Any] | None = None) -
             f"(for that, write --data ./{data})",
             file=sys.stderr,
         )
-    if data is None:
-        if stored is None:
-            raise CLIError(
-                "--data is required (no data.json beside the checkpoint or one folder up)"
-            )
-        if stored.get("source") != "synthmosi":
-            return stored
-        data = "synthmosi"
-    if data.lower() == "synthmosi":
-        base = stored.get("synth", {}) if stored and stored.get("source") == "synthmosi" else {}
-        return {"source": "synthmosi", "synth": {**_SYNTH_DEFAULTS, **base, **given}}
-    if given:
-        raise CLIError("SynthMOSI generator options apply only to --data synthmosi")
-    csv_path = args.label_csv
-    if csv_path is not None and not Path(csv_path).expanduser().is_file():
-        raise CLIError(f"--label-csv {csv_path!r}: no such file")
-    return {
-        "source": "file",
-        "path": str(Path(data).expanduser().resolve()),
-        "label_csv": str(Path(csv_path).expanduser().resolve()) if csv_path else None,
-    }
-
-
-def _load(spec: dict[str, Any]) -> tuple[dict[str, Any], Any]:
-    """``(splits, synth)`` for a data spec; ``synth`` is the SynthMOSI object or None."""
-    if spec["source"] == "synthmosi":
-        synth = make_synthmosi(**spec["synth"])
-        return synth.splits, synth
-    try:
-        return load_dataset(spec["path"], label_csv=spec.get("label_csv")), None
-    except DatasetFormatError as err:  # the library's keyword, as the option a user types
-        message = str(err).replace("expected label_csv=...", "expected --label-csv CSV")
-        raise CLIError(message) from None
-
-
-def _data_differences(before: dict[str, Any], now: dict[str, Any]) -> list[str]:
-    """How two data specs differ, each as "OPTION: X in data.json, Y here" (``source`` alone if
-    that differs)."""
-    flags = {
-        "source": "--data",
-        "path": "--data",
-        "label_csv": "--label-csv",
-        **{f"synth.{k}": flag for k, (flag, _) in SYNTH_OPTIONS.items()},
-    }
-    a, b = (
-        {
-            **{k: v for k, v in d.items() if k != "synth"},
-            **{f"synth.{k}": v for k, v in d.get("synth", {}).items()},
-        }
-        for d in (before, now)
-    )
-    keys = ["source"] if a.get("source") != b.get("source") else sorted(set(a) | set(b))
-    return [
-        f"{flags.get(k, k)}: {a.get(k)!r} in data.json, {b.get(k)!r} here"
-        for k in keys
-        if a.get(k) != b.get(k)
-    ]
-
-
-def _read_json(path: Path) -> dict[str, Any] | None:
-    """A JSON file's content, or None when the file does not exist."""
-    try:
-        return json.loads(path.read_text()) if path.is_file() else None
-    except (OSError, ValueError) as err:
-        raise CLIError(f"cannot read {path}: {err}") from None
+    return data_spec(data, getattr(args, "label_csv", None), given, stored)
 
 
 def _mean_std(stats: dict[str, Any]) -> str:
-    """The main metrics as "mae 0.812 ± 0.010, corr ..." (no ± for one run)."""
+    """The main metrics as "mae 0.812 ± 0.010, corr ..." (no ± for one run: std NaN or None)."""
     return ", ".join(
         f"{k} {stats[k]['mean']:.3f}"
-        + ("" if stats[k]["std"] is None else f" ± {stats[k]['std']:.3f}")
+        + (
+            ""
+            if stats[k]["std"] is None or math.isnan(stats[k]["std"])
+            else f" ± {stats[k]['std']:.3f}"
+        )
         for k in _MAIN_METRICS
     )
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    """``mmim-lite train``: :func:`~mmim_lite.train.run_seeds`, then all seeds' history.csv and
-    summary.json."""
-    from .runtime import run_folder
+    """``mmim-lite train``: :func:`~mmim_lite.experiment.run_experiment`, then each seed's and the
+    mean's metrics."""
+    from .experiment import run_experiment
 
-    config, seeds, spec, out, devices = _run_inputs(args)
+    config, seeds, spec, out, _ = run_inputs(args)
     if args.resume and args.overwrite:
         raise CLIError("--resume continues the run in --out, --overwrite replaces it: use one")
-    with run_folder(out, resume=args.resume, overwrite=args.overwrite) as clear:  # one process
-        return _train(args, config, seeds, spec, out, devices, clear)
-
-
-def _train(
-    args: argparse.Namespace,
-    config: MMIMConfig,
-    seeds: list[int],
-    spec: dict[str, Any],
-    out: Path,
-    devices: list[str],
-    clear: Callable[[], None],
-) -> int:
-    """``train`` in a run folder this process holds (``clear``: remove the run it replaces)."""
-    from .metrics import msa_metrics
-    from .runtime import strict_json, write_csv, write_json
-    from .train import run_seeds, summarize_runs
-
-    if args.resume:  # continuing a run with other settings would mix two experiments
-        data_before, config_before = _read_json(out / "data.json"), _read_json(out / "config.json")
-        if (
-            data_before and data_before.get("source") == "synthmosi"
-        ):  # generator options added since: defaults
-            data_before["synth"] = {**_SYNTH_DEFAULTS, **data_before.get("synth", {})}
-        if data_before not in (None, spec):
-            raise CLIError(
-                f"--resume: {out / 'data.json'} differs from this command: "
-                + "; ".join(_data_differences(data_before, spec))
-            )
-        if config_before is not None:  # only epochs and patience may be raised
-            check_resumable(
-                MMIMConfig.from_dict(config_before), config, f"--resume: {out / 'config.json'}"
-            )
-    device = ",".join(dict.fromkeys(devices))
-    parallel = devices if args.devices else []
-    splits, synth = _load_checked(config, spec)
-    clear()
-    write_json(config.to_dict(), out / "config.json")
-    write_json(spec, out / "data.json")
-    lines = bool(parallel) or not sys.stderr.isatty()  # off a terminal: one line per epoch
-    results = run_seeds(
+    summary = run_experiment(
         config,
         seeds,
-        splits,
-        out_dir=out,
-        device=device,
+        spec,
+        out,
+        device=args.device,
+        devices=args.devices,
         resume=args.resume,
-        devices=parallel,
-        log_epochs=lines,
+        overwrite=args.overwrite,
     )
-    history = []  # all seeds' per-epoch rows in one table, with a seed column
-    for seed in seeds:
-        with open(out / f"seed_{seed}" / "history.csv", newline="") as fh:
-            history += [{"seed": seed, **row} for row in csv.DictReader(fh)]
-    write_csv(history, out / "history.csv")
-    summary = {
-        "preset": config.preset_name,
-        "text_encoder": config.text_encoder,
-        "device": device,
-        "data": spec,
-        "labeled_fraction": config.labeled_fraction,
-        "use_unlabeled": config.use_unlabeled,
-        **summarize_runs(results),
-        "runs": results,
-    }
-    if synth is not None:  # the Bayes-optimal oracle (labels as float32, as the trainer sees them)
-        summary["oracle"] = {
-            s: msa_metrics(synth.oracle(s), np.array([x.label for x in splits[s]], np.float32))
-            for s in ("valid", "test")
-            if len(splits[s])
-        }
-    write_json(
-        summary := strict_json(summary), out / "summary.json"
-    )  # NaN (std of one run) -> null
     split = "test" if "test" in summary else "valid"
-    for r in results:
+    for r in summary["runs"]:
         print(
             f"seed {r['seed']}: best epoch {r['best_epoch']}/{r['epochs_run']}, {split} "
             + " ".join(f"{k} {r[split][k]:.3f}" for k in ("mae", "corr", "acc2_non0"))
         )
-    print(f"{split} over {len(results)} seed(s): " + _mean_std(summary[split]))
+    print(f"{split} over {len(seeds)} seed(s): " + _mean_std(summary[split]))
     if split in summary.get("oracle", {}):
         print(
             f"oracle {split}: "
@@ -683,9 +509,10 @@ def _train(
 def cmd_sweep(args: argparse.Namespace) -> int:
     """``mmim-lite sweep``: :func:`~mmim_lite.sweep.run_sweep`, then the best setting (its test
     metrics only)."""
+    from .experiment import check_all, load_data, load_text_encoder
     from .sweep import Sweep, load_space, run_sweep
 
-    config, seeds, spec, out, devices = _run_inputs(args)
+    config, seeds, spec, out, devices = run_inputs(args)
     for flag in ("trials", "workers", "heartbeat", "top"):
         if getattr(args, flag) is not None and getattr(args, flag) < 1:
             raise CLIError(f"--{flag} must be >= 1, got {getattr(args, flag)}")
@@ -706,7 +533,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         heartbeat=args.heartbeat,
         data=data,
     )
-    splits, _ = _load_checked(config, spec)
+    (splits, _), _ = check_all(lambda: load_data(spec), lambda: load_text_encoder(config))
     out.mkdir(parents=True, exist_ok=True)
     workers = args.workers or (len(devices) if args.devices else 1)
     report = run_sweep(sweep, splits, out, devices=devices, workers=workers, top=args.top)
@@ -725,21 +552,22 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 def cmd_evaluate(args: argparse.Namespace) -> int:
     """``mmim-lite evaluate``: one JSON object with the checkpoint's metrics on ``--split`` (and,
     with ``--probes``, its :func:`~mmim_lite.probes.representation_probes` under ``probes``)."""
+    from .experiment import check_all, load_data
     from .probes import representation_probes
-    from .runtime import resolve_device
-    from .train import Trainer, read_checkpoint
+    from .runtime import load_trainer, read_checkpoint, read_json
+    from .train import resolve_device
 
     path = Path(args.checkpoint).expanduser()
     if not path.is_file():
         raise CLIError(f"--checkpoint {args.checkpoint!r}: no such file")
-    stored = _read_json(path.parent / "data.json") or _read_json(path.parent.parent / "data.json")
-    state, spec, device = _checked(  # all before any data is made or read
+    stored = read_json(path.parent / "data.json") or read_json(path.parent.parent / "data.json")
+    state, spec, device = check_all(  # all before any data is made or read
         lambda: read_checkpoint(path),
         lambda: _data_spec(args, stored),
         lambda: resolve_device(args.device),
     )
-    splits, _ = _load(spec)
-    trainer = Trainer.from_checkpoint(path, splits, device=device, progress=False, state=state)
+    splits, _ = load_data(spec)
+    trainer = load_trainer(path, splits, device=device, progress=False, state=state)
     result = trainer.evaluate(args.split)
     if args.probes:
         result["probes"] = representation_probes(trainer, args.split)
@@ -749,6 +577,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 def cmd_synth(args: argparse.Namespace) -> int:
     """``mmim-lite synth``: SynthMOSI as an MMSA- or MulT-style pickle that load_dataset reads."""
+    from .experiment import load_data
     from .formats import save_mmsa_pickle, save_mult_pickle
 
     if args.label_csv is not None and args.format != "mult":
@@ -756,7 +585,7 @@ def cmd_synth(args: argparse.Namespace) -> int:
     out = Path(args.out).expanduser()
     if out.is_dir():
         raise CLIError(f"--out {args.out!r} is a folder, expected a file name")
-    splits, _ = _load(_data_spec(argparse.Namespace(**{**vars(args), "data": "synthmosi"})))
+    splits, _ = load_data(_data_spec(argparse.Namespace(**{**vars(args), "data": "synthmosi"})))
     csv_path = Path(args.label_csv).expanduser() if args.label_csv else out.parent / "label.csv"
     if args.format == "mmsa":
         save_mmsa_pickle(splits, out)
@@ -789,10 +618,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         message = " ".join(str(err).split()) or type(err).__name__
         if not isinstance(err, (CLIError, ValueError, OSError)):
             message = f"{type(err).__name__}: {message}"
-        if command is not None and isinstance(err, OSError):
-            from .runtime import DiskFullError  # torch: loaded by the command already
-
-            if isinstance(err, DiskFullError):
-                message += f"; free space and {_DISK_FULL_HINT.get(command, 'rerun')}"
+        if isinstance(err, DiskFullError):
+            message += f"; free space and {_DISK_FULL_HINT.get(command, 'rerun')}"
         print(f"{PROG}: error: {message}", file=sys.stderr)
         return 2

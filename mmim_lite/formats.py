@@ -1,23 +1,50 @@
-"""Writers for the two released MOSI/MOSEI layouts (field guide §4): splits to files that
-:func:`~mmim_lite.data.load_dataset` reads back unchanged. Word vectors: a zero placeholder (MulT)
-or none (MMSA)."""
+"""Writing files: atomically (:func:`atomic_path`, a full disk named as such), and the two released
+MOSI/MOSEI layouts (field guide §4): splits to files that :func:`~mmim_lite.data.load_dataset` reads
+back unchanged. Word vectors: a zero placeholder (MulT) or none (MMSA)."""
 
 from __future__ import annotations
 
+import contextlib
 import csv
+import errno
 import os
 import pickle
-from collections.abc import Mapping, Sequence
+import uuid
+from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
 
 import numpy as np
 
 from .data import SPLITS, Sample, pad_frames
-from .runtime import atomic_path
 from .safepickle import DatasetFormatError
 
-__all__ = ["save_mmsa_pickle", "save_mult_pickle"]
+__all__ = ["DiskFullError", "atomic_path", "save_mmsa_pickle", "save_mult_pickle"]
 
 Splits = Mapping[str, Sequence[Sample]]
+
+
+class DiskFullError(OSError):
+    """The disk filled while a file was written; the file's previous version is intact."""
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
+    """A temporary path beside ``path``, unique to this writer, renamed over it when the block
+    succeeds, removed when it fails; a full disk (ENOSPC, or torch.save's "unexpected pos") raises
+    :class:`DiskFullError`."""
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    # unique per writer; not tempfile.mkstemp, whose 0600 mode would reach the run file
+    tmp = target.with_name(f"{target.name}.{os.getpid()}-{uuid.uuid4().hex[:8]}.tmp")
+    try:
+        yield tmp
+        tmp.replace(target)
+    except (OSError, RuntimeError) as err:
+        if getattr(err, "errno", None) == errno.ENOSPC or "unexpected pos" in str(err):
+            raise DiskFullError(f"no space left on device while writing {target}") from err
+        raise
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 def _check_splits(splits: Splits, target: str) -> None:

@@ -1,124 +1,64 @@
-"""Run plumbing: seeding, devices, RNG state, atomic run files (a full disk named as such), a run
-folder held by one process at a time, and checkpoints of tensors and plain containers only (read
-with ``torch.load(weights_only=True)``, which can never execute code)."""
+"""Run files: a run folder held by one process at a time, JSON and CSV files written atomically,
+checkpoints of tensors and plain containers only (read with ``torch.load(weights_only=True)``,
+which can never execute code), a Trainer restored from one (:func:`load_trainer`), and the
+callback that writes a run's files (:class:`RunFiles`)."""
 
 from __future__ import annotations
 
 import contextlib
+import copy
 import csv
-import errno
 import json
 import os
 import pickle
-import random
 import shutil
-import uuid
 import zipfile
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
+
+from .config import MMIMConfig, check_resumable
+from .formats import atomic_path
+from .train import Callback, CheckpointError, Trainer, seed_everything
 
 __all__ = [
     "CHECKPOINT_FORMAT",
-    "CheckpointError",
-    "DiskFullError",
+    "RunFiles",
     "RunFolderError",
-    "run_folder",
-    "seed_everything",
-    "resolve_device",
-    "rng_state",
-    "set_rng_state",
-    "atomic_path",
-    "strict_json",
-    "write_json",
-    "write_csv",
-    "save_checkpoint",
     "load_checkpoint",
-    "model_weights",
-    "load_model_weights",
+    "load_trainer",
+    "read_checkpoint",
+    "read_json",
+    "run_folder",
+    "save_checkpoint",
+    "strict_json",
+    "write_csv",
+    "write_json",
 ]
 
 CHECKPOINT_FORMAT = "mmim-lite/2"
 LOCK_NAME = ".mmim-lite.lock"  #: a run folder's lock file (held while a process writes the run)
-
-
-class CheckpointError(ValueError):
-    """A checkpoint file is missing, not an mmim-lite checkpoint or does not fit the data."""
-
-
-class DiskFullError(OSError):
-    """The disk filled while a run file was written; the file's previous version is intact."""
+#: keys of every checkpoint, and those only a trainer's (``kind="trainer"``, resumable) has
+_CHECKPOINT_KEYS = ("kind", "config", "visual_dim", "acoustic_dim", "memories", "model", "epoch")
+_TRAINER_KEYS = (
+    "best_model",
+    "optimizers",
+    "schedulers",
+    "rng",
+    "steps",
+    "best_valid_mae",
+    "best_epoch",
+    "bad_epochs",
+    "history",
+    "trace",
+    "result",
+)
 
 
 class RunFolderError(ValueError):
     """A run folder is in use by another process, or holds a run this one would be mixed with."""
-
-
-def seed_everything(seed: int) -> None:
-    """Seed Python, NumPy and torch (all devices)."""
-    random.seed(seed)
-    np.random.seed(seed % 2**32)
-    torch.manual_seed(seed)
-
-
-def resolve_device(device: str | torch.device | None = "auto") -> torch.device:
-    """``"auto"``/None -> CUDA if available, else CPU; otherwise ``torch.device(device)``."""
-    if device is None or str(device) == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        dev = torch.device(device)
-    except RuntimeError as err:
-        raise ValueError(
-            f"unknown device {device!r}; expected 'auto', 'cpu', 'cuda' or 'cuda:N'"
-        ) from err
-    if dev.type not in ("cpu", "cuda"):
-        raise ValueError(
-            f"device {device!r} is not supported; expected 'auto', 'cpu', 'cuda' or 'cuda:N'"
-        )
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device {device!r} requested but CUDA is not available")
-    if dev.type == "cuda" and (dev.index or 0) >= torch.cuda.device_count():
-        raise ValueError(
-            f"device {device!r} requested but only {torch.cuda.device_count()} CUDA device(s) exist"
-        )
-    return dev
-
-
-def rng_state() -> dict[str, Any]:
-    """The RNG states training draws from (torch's, CPU and CUDA: dropout, initialisation)."""
-    return {
-        "torch": torch.get_rng_state(),
-        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
-    }
-
-
-def set_rng_state(state: Mapping[str, Any]) -> None:
-    torch.set_rng_state(state["torch"])
-    if state["cuda"] and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
-
-
-@contextlib.contextmanager
-def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
-    """A temporary path beside ``path``, unique to this writer, renamed over it when the block
-    succeeds, removed when it fails; a full disk (ENOSPC, or torch.save's "unexpected pos") raises
-    :class:`DiskFullError`."""
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    # unique per writer; not tempfile.mkstemp, whose 0600 mode would reach the run file
-    tmp = target.with_name(f"{target.name}.{os.getpid()}-{uuid.uuid4().hex[:8]}.tmp")
-    try:
-        yield tmp
-        tmp.replace(target)
-    except (OSError, RuntimeError) as err:
-        if getattr(err, "errno", None) == errno.ENOSPC or "unexpected pos" in str(err):
-            raise DiskFullError(f"no space left on device while writing {target}") from err
-        raise
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 def _run_files(folder: Path) -> list[Path]:
@@ -175,6 +115,15 @@ def strict_json(obj: Any) -> Any:
     return json.loads(json.dumps(obj), parse_constant=lambda _: None)
 
 
+def read_json(path: str | Path) -> Any:
+    """A JSON file's content, or None when the file does not exist."""
+    path = Path(path)
+    try:
+        return json.loads(path.read_text()) if path.is_file() else None
+    except (OSError, ValueError) as err:
+        raise ValueError(f"cannot read {path}: {err}") from None
+
+
 def write_json(obj: Any, path: str | Path) -> None:
     """Write ``obj`` as indented JSON (creating folders, atomically)."""
     with atomic_path(path) as tmp:
@@ -188,12 +137,6 @@ def write_csv(rows: Sequence[Mapping[str, Any]], path: str | Path) -> None:
         writer = csv.DictWriter(fh, fieldnames=list(columns))
         writer.writeheader()
         writer.writerows(rows)
-
-
-def save_checkpoint(state: Mapping[str, Any], path: str | Path) -> None:
-    """``torch.save`` atomically: an interrupted save never leaves a broken checkpoint."""
-    with atomic_path(path) as tmp:
-        torch.save(dict(state), tmp)
 
 
 def load_checkpoint(path: str | Path) -> dict[str, Any]:
@@ -225,24 +168,76 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
     return ckpt
 
 
-def model_weights(model: torch.nn.Module, skip_text: bool) -> dict[str, torch.Tensor]:
-    """A CPU copy of the model's weights; ``skip_text`` leaves out the text encoder (reloaded by
-    name)."""
-    return {
-        k: v.detach().to("cpu", copy=True)
-        for k, v in model.state_dict().items()
-        if not (skip_text and k.startswith("text_model."))
-    }
+def save_checkpoint(state: Mapping[str, Any], path: str | Path) -> None:
+    """``torch.save`` of a Trainer's state (:meth:`~mmim_lite.train.Trainer.state_dict` or
+    :meth:`~mmim_lite.train.Trainer.best_state_dict`) with its format, atomically: an interrupted
+    save never leaves a broken checkpoint."""
+    with atomic_path(path) as tmp:
+        torch.save({"format": CHECKPOINT_FORMAT, **state}, tmp)
 
 
-def load_model_weights(
-    model: torch.nn.Module, state: Mapping[str, torch.Tensor], skip_text: bool
-) -> None:
-    """Inverse of :func:`model_weights`: only a skipped text encoder may be absent."""
-    missing, unexpected = model.load_state_dict(state, strict=False)
-    bad = [k for k in missing if not (skip_text and k.startswith("text_model."))]
-    if bad or unexpected:
+def read_checkpoint(path: str | Path) -> tuple[dict[str, Any], MMIMConfig]:
+    """A checkpoint (:func:`load_checkpoint`) with every key of its kind, and its config."""
+    state = load_checkpoint(path)
+    need = _CHECKPOINT_KEYS + (_TRAINER_KEYS if state.get("kind") == "trainer" else ())
+    if missing := [k for k in need if k not in state]:
         raise CheckpointError(
-            f"checkpoint weights do not fit the model: missing {bad[:3]}, "
-            f"unexpected {list(unexpected)[:3]}"
+            f"{path}: expected a complete mmim-lite checkpoint, missing key(s) {missing}"
         )
+    try:
+        return state, MMIMConfig.from_dict(state["config"])
+    except ValueError as err:
+        raise CheckpointError(f"{path}, key 'config': {err}") from None
+
+
+def load_trainer(
+    path: str | Path,
+    splits: Mapping[str, Sequence[Any]],
+    config: MMIMConfig | None = None,
+    *,
+    state: tuple[dict[str, Any], MMIMConfig] | None = None,
+    **kwargs: Any,
+) -> Trainer:
+    """A Trainer restored from ``checkpoint.pt`` (resume) or ``best.pt`` (evaluation), with the
+    stored config or ``config``, which may only raise ``epochs`` and ``patience``
+    (:func:`~mmim_lite.config.check_resumable`); seeded as a new run is. ``state``: ``path``'s
+    :func:`read_checkpoint`, if already read. ``kwargs`` go to :class:`~mmim_lite.train.Trainer`."""
+    state, stored = state or read_checkpoint(path)
+    config = config or stored
+    check_resumable(stored, config, str(path))
+    seed_everything(config.seed)
+    trainer = Trainer(config, splits, **kwargs)
+    trainer.load_state_dict(state)
+    return trainer
+
+
+class RunFiles(Callback):
+    """A Trainer callback that writes one run's files into ``folder``: config.json at the start;
+    after each epoch best.pt (when the validation MAE improved), checkpoint.pt (resumable),
+    history.csv and trace.csv; at the end best.pt with the result, and metrics.json."""
+
+    def __init__(self, folder: str | Path) -> None:
+        self.folder = Path(folder)
+
+    def on_start(self, trainer: Trainer) -> None:
+        write_json(trainer.config.to_dict(), self.folder / "config.json")
+
+    def on_epoch(self, trainer: Trainer, row: dict[str, Any]) -> None:
+        if trainer.best_epoch == trainer.epoch:  # a new best: its weights and validation metrics
+            valid = {k[len("valid_") :]: v for k, v in row.items() if k.startswith("valid_")}
+            self._best(trainer, {"valid": valid})
+        save_checkpoint(trainer.state_dict(), self.folder / "checkpoint.pt")
+        write_csv(trainer.history, self.folder / "history.csv")
+        trace = [
+            {"epoch": p.epoch, "stage": p.stage, "step": p.step, **p.losses, **p.grads}
+            for p in trainer.trace
+        ]
+        write_csv(trace, self.folder / "trace.csv")
+
+    def on_end(self, trainer: Trainer, result: dict[str, Any]) -> None:
+        self._best(trainer, result)
+        write_json(result, self.folder / "metrics.json")
+
+    def _best(self, trainer: Trainer, metrics: Mapping[str, Any]) -> None:
+        state = {**trainer.best_state_dict(), "metrics": copy.deepcopy(dict(metrics))}
+        save_checkpoint(state, self.folder / "best.pt")

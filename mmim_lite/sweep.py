@@ -1,8 +1,9 @@
 """Hyper-parameter search on Optuna (``mmim-lite sweep``): the paper's Sec. 4.3 grid, or any space.
 
-A trial trains one setting for K seeds (:func:`~mmim_lite.train.run_seeds`); the value the search
-minimises is their mean **validation** MAE. The test metrics are stored with every trial (user
-attributes ``runs``, ``valid``, ``test``) but never select: only the best trial's are reported.
+A trial trains one setting for K seeds (:func:`~mmim_lite.experiment.run_seeds`); the value the
+search minimises is their mean **validation** MAE. The test metrics are stored with every trial
+(user attributes ``runs``, ``valid``, ``test``) but never select: only the best trial's are
+reported.
 
 Exactly once, and workers that die (Optuna's RDB storage: SQLite, PostgreSQL, MySQL):
 
@@ -47,8 +48,9 @@ import torch
 from optuna.trial import FrozenTrial, TrialState
 
 from .config import MMIMConfig
+from .experiment import epoch_line, run_seeds, summarize_runs
 from .runtime import strict_json, write_csv, write_json
-from .train import Trainer, TrainingDivergedError, epoch_line, run_seeds, summarize_runs
+from .train import Trainer, TrainingDivergedError
 
 if typing.TYPE_CHECKING:
     import pandas
@@ -345,7 +347,7 @@ def run_worker(
 ) -> None:
     """Run trials of ``sweep`` on ``device`` (``threads``: torch CPU threads) until none is queued,
     the tpe budget is used and no trial is running; each trial is
-    :func:`~mmim_lite.train.run_seeds`."""
+    :func:`~mmim_lite.experiment.run_seeds`."""
     if threads:
         torch.set_num_threads(threads)
     optuna.logging.set_verbosity(optuna.logging.ERROR)  # errors: one line

@@ -18,6 +18,8 @@ draws the voice's speaker apart from the face's (by the split's speaker shares),
 
 from __future__ import annotations
 
+import inspect
+import json
 import re
 import string
 from collections.abc import Sequence
@@ -37,6 +39,8 @@ __all__ = [
     "label_atoms",
     "modality_mutual_information",
     "label_starvation",
+    "SYNTH_OPTIONS",
+    "SYNTH_DEFAULTS",
     "ADJ_TEMPLATES",
     "ADJ_PHRASES",
     "VERB_PHRASES",
@@ -509,6 +513,34 @@ def make_synthmosi(
         for key, value in zip(out, (clips, s, ironic, bucket, speaker, videos, offsets, voice, nu)):
             out[key][split] = value
     return SynthMOSI(params=params, seed=seed, **out)
+
+
+#: the generator's options on the command line and in a run's data.json: keyword of
+#: :func:`make_synthmosi` -> (its flag, metavar)
+SYNTH_OPTIONS = {
+    "seed": ("--synth-seed", "S"),
+    "n_train": ("--n-train", "N"),
+    "n_valid": ("--n-valid", "N"),
+    "n_test": ("--n-test", "N"),
+    "visual_dim": ("--synth-visual-dim", "D"),
+    "acoustic_dim": ("--synth-acoustic-dim", "D"),
+    "visual_frames": ("--synth-visual-frames", "LO,HI"),
+    "acoustic_frames": ("--synth-acoustic-frames", "LO,HI"),
+    "irony_rate": ("--synth-irony-rate", "P"),
+    "text_noise": ("--synth-text-noise", "SD"),
+    "visual_signal": ("--synth-visual-signal", "X"),
+    "acoustic_signal": ("--synth-acoustic-signal", "X"),
+    "n_speakers": ("--synth-speakers", "TRAIN,VALID,TEST"),
+    "nuisance": ("--synth-nuisance", "K"),
+    "share_speaker": ("--synth-share-speaker", "BOOL"),
+    "share_frame_count": ("--synth-share-frame-count", "BOOL"),
+}
+#: their defaults, as data.json stores them (JSON: tuples as lists)
+SYNTH_DEFAULTS = {
+    k: json.loads(json.dumps(v.default))
+    for k, v in inspect.signature(make_synthmosi).parameters.items()
+    if k in SYNTH_OPTIONS
+}
 
 
 def _frame_count_information(v: tuple[int, int], a: tuple[int, int]) -> float:

@@ -8,11 +8,14 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Callable
+from typing import Any
 
 import pytest
 import torch
 
 from mmim_lite import cli
+from mmim_lite.config import MMIMConfig
+from mmim_lite.train import Trainer, seed_everything
 
 # Equal numbers in every test on any machine, and the same single thread in the workers that the
 # sweep and --devices tests spawn.
@@ -33,3 +36,15 @@ def run_cli(capfd) -> Callable[..., tuple[int, str, str]]:
         return code, out, err
 
     return run
+
+
+@pytest.fixture
+def new_trainer() -> Callable[..., Trainer]:
+    """``new_trainer(config, splits, **kwargs)``: a Trainer as a run builds it, seeded with its
+    config's seed first (the Trainer never seeds itself); no progress bars unless asked."""
+
+    def make(config: MMIMConfig, splits: Any, **kwargs: Any) -> Trainer:
+        seed_everything(config.seed)
+        return Trainer(config, splits, **{"progress": False, **kwargs})
+
+    return make

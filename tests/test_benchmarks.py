@@ -19,8 +19,8 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 from provenance import source_sha256  # noqa: E402  (benchmarks/provenance.py)
 
 from mmim_lite.config import MMIMConfig  # noqa: E402
+from mmim_lite.experiment import run_seeds  # noqa: E402
 from mmim_lite.synth import make_synthmosi  # noqa: E402
-from mmim_lite.train import run_seeds  # noqa: E402
 
 
 def _run(*args: str) -> None:

@@ -26,12 +26,12 @@ import numpy as np
 import pytest
 import torch
 
-from mmim_lite import cli, runtime
+from mmim_lite import cli, experiment, formats, runtime
 from mmim_lite import train as train_module
 from mmim_lite.config import PRESETS, ConfigError, MMIMConfig
 from mmim_lite.data import load_dataset
 from mmim_lite.metrics import msa_metrics
-from mmim_lite.synth import make_synthmosi
+from mmim_lite.synth import SYNTH_OPTIONS, make_synthmosi
 
 ROOT = Path(__file__).resolve().parents[1]
 SIZES = dict(n_train=64, n_valid=32, n_test=48, visual_frames=(5, 20), acoustic_frames=(5, 20))
@@ -261,7 +261,7 @@ def test_synth_help_lists_every_generator_option(capsys, monkeypatch):
     with pytest.raises(SystemExit):
         cli.build_parser().parse_args(["synth", "--help"])
     shown = capsys.readouterr().out
-    for flag, _ in cli.SYNTH_OPTIONS.values():
+    for flag, _ in SYNTH_OPTIONS.values():
         assert flag in shown
     assert "--synth-nuisance K strength of a per-clip latent" in " ".join(shown.split())
     assert "--synth-share-frame-count BOOL face and voice with one frame count" in " ".join(
@@ -351,19 +351,19 @@ def test_train_and_evaluate_on_a_mult_file_with_label_csv(run_cli, tmp_path):
 
 # ----------------------------------------------------------------------------- resume
 def test_resume_after_interruption_equals_uninterrupted(run_cli, run_dir, tmp_path, monkeypatch):
-    original = train_module.Trainer.train_epoch
+    original = runtime.RunFiles.on_epoch
 
-    def interrupted(self):  # seed 1 stops after its first epoch (its checkpoint is written)
-        row = original(self)
-        if self.config.seed == 1 and self.epoch == 1:
+    def interrupted(self, trainer, row):  # seed 1 stops after its first epoch's run files
+        original(self, trainer, row)
+        if trainer.config.seed == 1 and trainer.epoch == 1:
             raise KeyboardInterrupt
-        return row
 
-    monkeypatch.setattr(train_module.Trainer, "train_epoch", interrupted)
+    monkeypatch.setattr(runtime.RunFiles, "on_epoch", interrupted)
     code, _, err = run_cli(*TRAIN_ARGS, "--out", str(tmp_path))
     assert code == 130 and err.splitlines()[-1] == "mmim-lite: interrupted"
     assert not (tmp_path / "seed_1" / "metrics.json").exists()
-    monkeypatch.setattr(train_module.Trainer, "train_epoch", original)
+    assert runtime.load_checkpoint(tmp_path / "seed_1" / "checkpoint.pt")["epoch"] == 1
+    monkeypatch.setattr(runtime.RunFiles, "on_epoch", original)
     assert run_cli(*TRAIN_ARGS, "--out", str(tmp_path), "--resume")[0] == 0
     for seed in (0, 1):
         name = f"seed_{seed}/metrics.json"
@@ -372,7 +372,9 @@ def test_resume_after_interruption_equals_uninterrupted(run_cli, run_dir, tmp_pa
         read_json(tmp_path / "summary.json")["test"] == read_json(run_dir / "summary.json")["test"]
     )
     # a finished run resumes without training again
-    monkeypatch.setattr(train_module.Trainer, "fit", lambda self: pytest.fail("trained again"))
+    monkeypatch.setattr(
+        train_module.Trainer, "fit", lambda self, *callbacks: pytest.fail("trained again")
+    )
     assert run_cli(*TRAIN_ARGS, "--out", str(tmp_path), "--resume")[0] == 0
     # resuming with other settings is refused, naming the field
     code, _, err = run_cli(*TRAIN_ARGS, "--alpha", "0.5", "--out", str(tmp_path), "--resume")
@@ -751,7 +753,7 @@ def test_a_folder_in_use_is_refused_at_once_and_a_killed_holder_leaves_no_lock(r
 
 def test_two_writers_of_one_file_never_share_a_temporary_file(tmp_path):
     target = tmp_path / "config.json"
-    with runtime.atomic_path(target) as first, runtime.atomic_path(target) as second:
+    with formats.atomic_path(target) as first, formats.atomic_path(target) as second:
         assert first != second and first.parent == second.parent == tmp_path
         first.write_text("first")
         second.write_text("second")
@@ -782,7 +784,9 @@ def test_checks_before_work_report_every_problem_and_write_nothing(run_cli, tmp_
     ), err
     assert not (tmp_path / "o").exists()
     monkeypatch.setattr(
-        cli, "make_synthmosi", lambda **_: pytest.fail("data made before the checkpoint was read")
+        experiment,
+        "make_synthmosi",
+        lambda **_: pytest.fail("data made before the checkpoint was read"),
     )
     code, _, err = run_cli(
         "evaluate", "--checkpoint", str(tmp_path / "notes.txt"), "--data", "synthmosi"

@@ -14,6 +14,7 @@ import torch
 from mmim_lite.batching import collate_batch
 from mmim_lite.config import MMIMConfig
 from mmim_lite.probes import effective_rank, label_r2, representation_probes, speaker_share
+from mmim_lite.runtime import RunFiles, load_trainer
 from mmim_lite.synth import make_synthmosi
 from mmim_lite.train import Trainer, gradient_trace
 
@@ -67,8 +68,8 @@ def by_hand(model: torch.nn.Module, loss: torch.Tensor) -> dict[str, np.ndarray]
 
 
 @pytest.mark.parametrize("overrides", [{}, {"beta": 0.0, "alpha": 1.7}])
-def test_gradient_trace_matches_a_manual_autograd_computation(splits, overrides):
-    tr = Trainer(cfg(**overrides), splits, progress=False)
+def test_gradient_trace_matches_a_manual_autograd_computation(splits, overrides, new_trainer):
+    tr = new_trainer(cfg(**overrides), splits, progress=False)
     terms = stage2_terms(tr)
     got = gradient_trace(tr.model, terms)
     c = tr.model.config
@@ -91,8 +92,8 @@ def test_gradient_trace_matches_a_manual_autograd_computation(splits, overrides)
     assert all(p.grad is None for p in tr.model.parameters())  # nothing accumulated
 
 
-def test_gradient_trace_leaves_out_frozen_encoders_and_absent_terms(splits):
-    tr = Trainer(cfg(freeze_text=True, ba_pairs=(), xmodal_pairs=()), splits, progress=False)
+def test_gradient_trace_leaves_out_frozen_encoders_and_absent_terms(splits, new_trainer):
+    tr = new_trainer(cfg(freeze_text=True, ba_pairs=(), xmodal_pairs=()), splits, progress=False)
     got = gradient_trace(tr.model, stage2_terms(tr))
     assert set(got) == {
         "grad_norm_task_v",
@@ -104,16 +105,15 @@ def test_gradient_trace_leaves_out_frozen_encoders_and_absent_terms(splits):
     }
 
 
-def test_trace_grads_records_and_does_not_change_training(splits, tmp_path):
+def test_trace_grads_records_and_does_not_change_training(splits, tmp_path, new_trainer):
     runs = {}
     for on in (False, True):
-        tr = Trainer(
+        tr = new_trainer(
             cfg(trace_grads=on, labeled_fraction=0.5),
             splits,
             progress=False,
-            out_dir=tmp_path / str(on),
         )
-        runs[on] = tr, tr.fit()
+        runs[on] = tr, tr.fit(RunFiles(tmp_path / str(on)))
     (off, res_off), (on, res_on) = runs[False], runs[True]
     assert res_on == res_off
     state_off, state_on = off.model.state_dict(), on.model.state_dict()
@@ -131,7 +131,7 @@ def test_trace_grads_records_and_does_not_change_training(splits, tmp_path):
     assert len(rows) == len(on.trace) and float(rows[-1]["grad_ratio_ba_a"]) == pytest.approx(
         on.trace[-1].grads["grad_ratio_ba_a"]
     )
-    resumed = Trainer.from_checkpoint(tmp_path / "True" / "checkpoint.pt", splits, progress=False)
+    resumed = load_trainer(tmp_path / "True" / "checkpoint.pt", splits, progress=False)
     assert resumed.trace == on.trace
 
 
@@ -175,11 +175,11 @@ def test_label_r2_of_a_linear_function_and_of_noise():
     assert label_r2(wide[:60], y[:60], wide[2000:], y[2000:]) < 0.05
 
 
-def test_representation_probes_of_a_trained_model():
+def test_representation_probes_of_a_trained_model(new_trainer):
     data = make_synthmosi(
         n_train=96, n_valid=32, n_test=48, seed=3, visual_frames=(4, 12), acoustic_frames=(4, 12)
     )
-    tr = Trainer(cfg(epochs=1), data.splits, progress=False)
+    tr = new_trainer(cfg(epochs=1), data.splits, progress=False)
     tr.fit()
     got = representation_probes(tr, "test")
     h = tr.representations("test")
