@@ -84,7 +84,7 @@ def main(out: Path) -> None:
             )
         result["arms"][arm] = seeds
     meta = {
-        "produced_by": f"python benchmarks/mi_terms_instruments.py --out {out}",
+        "command": f"python benchmarks/mi_terms_instruments.py --out {out}",
         "commands": commands,
         **provenance(),
         "warning": "Synthetic data (SynthMOSI) with the frozen MiniLM text encoder: NOT CMU-MOSI or "

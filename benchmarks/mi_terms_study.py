@@ -240,7 +240,8 @@ def collect(out: Path) -> None:
         t = stats.t.ppf(1 - 0.05 / (2 * m), c["n"] - 1) + stats.t.ppf(0.8, c["n"] - 1)
         c |= {"p_holm": ph, "significant": ph < 0.05, "mde": t * c["sd"] / math.sqrt(c["n"])}
     result = {
-        "produced_by": f"python benchmarks/mi_terms_study.py run --out {out}; then collect --out {out}",
+        "command": f"python benchmarks/mi_terms_study.py collect --out {out}",
+        "produced_by": f"python benchmarks/mi_terms_study.py run --out {out}, then the command",
         **provenance(),
         "title": "The MI-terms study: each arm against the same-batch no-MI control (test MAE, best-validation weights)",
         "warning": "Synthetic data (SynthMOSI) with the frozen MiniLM text encoder: NOT CMU-MOSI or CMU-MOSEI results.",
