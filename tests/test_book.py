@@ -39,6 +39,39 @@ def test_every_chapter_is_a_committed_executed_notebook():
     assert (ROOT / "book" / "references.md").is_file()
 
 
+def test_every_numbered_chapter_ends_with_exercises_and_collapsed_solutions():
+    """Each numbered chapter that is a notebook ends with an "Exercises" section of at least two
+    sphinx-exercise exercises, each with exactly one solution that names its label and is collapsed
+    (:class: dropdown); a gated solution (solution-start ... solution-end, around the code cells
+    nbval executes) is closed before the next exercise opens."""
+    toc = yaml.safe_load((ROOT / "book" / "_toc.yml").read_text())
+    numbered = [
+        c["file"] for part in toc["parts"] if part.get("numbered") for c in part["chapters"]
+    ]
+    checked = 0
+    for name in numbered:
+        path = ROOT / "book" / f"{name}.ipynb"
+        if not path.is_file():  # a prose page (chapter 11): exercises optional
+            continue
+        cells = json.loads(path.read_text())["cells"]
+        markdown = ["".join(c["source"]) for c in cells if c["cell_type"] == "markdown"]
+        start = next(i for i, s in enumerate(markdown) if "## Exercises" in s)
+        text = "\n".join(markdown[start:])
+        labels = re.findall(r"```\{exercise\}[^\n]*\n:label: ([\w-]+)", text)
+        assert len(labels) >= 2, f"{name}: {len(labels)} exercises"
+        assert "```{exercise}" not in "\n".join(markdown[:start]), f"{name}: an exercise before"
+        solutions = re.findall(r"```\{solution(?:-start)?\} ([\w-]+)\n(:class: dropdown)?", text)
+        assert sorted(label for label, _ in solutions) == sorted(labels), name
+        assert all(dropdown for _, dropdown in solutions), f"{name}: a solution is not collapsed"
+        opened = False  # inside a gated solution
+        for gate in re.findall(r"```\{(exercise|solution-start|solution-end)\}", text):
+            assert opened == (gate == "solution-end"), f"{name}: {gate} where it cannot be"
+            opened = gate == "solution-start"
+        assert not opened, f"{name}: a solution-start without its solution-end"
+        checked += 1
+    assert checked >= 10
+
+
 def test_every_figure_uses_the_book_style_and_is_numbered():
     """A chapter that draws calls mmim_lite.plotting.use_book_style before its first figure, and
     every figure it glues is placed with a numbered, captioned {glue:figure} with alt text."""
