@@ -491,6 +491,22 @@ def test_two_workers_share_a_postgresql_study(postgres_url, tmp_path):
     assert not (tmp_path / "study.db").exists()
 
 
+# ----------------------------------------------------------------------------- the sweep extra
+def test_sweep_without_optuna_names_the_extra_to_install(tmp_path):
+    """``mmim-lite sweep`` where optuna cannot be imported fails with one line naming the extra
+    (that ``mmim-lite --help`` imports no optuna: test_cli)."""
+    without = (
+        "import sys; sys.modules['optuna'] = None; from mmim_lite import cli; "
+        f"sys.exit(cli.main({['sweep', *TINY, '--out', str(tmp_path)]!r}))"
+    )
+    done = subprocess.run([sys.executable, "-c", without], cwd=ROOT, capture_output=True, text=True)
+    assert done.returncode == 2 and done.stdout == "", done.stderr
+    assert done.stderr.splitlines() == [
+        "mmim-lite: error: the sweep needs optuna: pip install 'mmim-lite[sweep]'"
+    ]
+    assert not (tmp_path / "study.db").exists()
+
+
 # ----------------------------------------------------------------------------- bad input
 BAD = {
     "bad storage URL": ({"storage": "nosuchdb://x"}, SPACE, "nosuchdb"),
