@@ -166,6 +166,7 @@ def check_space(space: Any, sampler: str, base: MMIMConfig, where: str) -> dict[
         raise SweepError(
             f'{where}: expected a non-empty JSON object such as {{"alpha": [0.1, 0.3]}}'
         )
+    out: dict[str, Any] = {}
     for key, values in space.items():
         names = [n.strip() for n in key.split(",")]
         if bad := [n for n in names if n not in _TYPES or n in _NOT_SWEPT]:
@@ -173,6 +174,7 @@ def check_space(space: Any, sampler: str, base: MMIMConfig, where: str) -> dict[
                 f"{where}: unknown parameter {bad[0]!r} (expected MMIMConfig fields other "
                 f"than {' and '.join(_NOT_SWEPT)}, e.g. alpha or 'visual_hidden,acoustic_hidden')"
             )
+        key = ",".join(names)
         if values == []:
             raise SweepError(
                 f"{where}: {key!r} has an empty grid (expected a non-empty list of values)"
@@ -191,7 +193,8 @@ def check_space(space: Any, sampler: str, base: MMIMConfig, where: str) -> dict[
                 base.replace(**{n: value for n in names})
         except (ValueError, TypeError) as err:
             raise SweepError(f"{where}: {key!r}: {err}") from None
-    return {",".join(n.strip() for n in key.split(",")): values for key, values in space.items()}
+        out[key] = values
+    return out
 
 
 def load_space(text: str, sampler: str, base: MMIMConfig) -> dict[str, Any]:
