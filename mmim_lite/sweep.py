@@ -221,17 +221,19 @@ def open_storage(url: str, heartbeat: int = 60) -> optuna.storages.RDBStorage:
     optuna.logging.set_verbosity(optuna.logging.ERROR)  # errors only: one line each
     sqlite = url.startswith("sqlite")
     try:
-        storage = optuna.storages.RDBStorage(
-            # SQLAlchemy's default PostgreSQL driver is psycopg 3; the sweep extra has psycopg2
-            "postgresql+psycopg2://" + url[13:] if url.startswith("postgresql://") else url,
-            # isolation_level None: the transactions are the "begin" hook's, below
-            engine_kwargs={"connect_args": {"timeout": 600, "isolation_level": None}}
-            if sqlite
-            else {"pool_pre_ping": True},
-            heartbeat_interval=heartbeat,
-            grace_period=2 * heartbeat,
-            heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(),
-        )
+        with warnings.catch_warnings():  # Optuna's heartbeats are "experimental"
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            storage = optuna.storages.RDBStorage(
+                # SQLAlchemy's default PostgreSQL driver is psycopg 3; the sweep extra has psycopg2
+                "postgresql+psycopg2://" + url[13:] if url.startswith("postgresql://") else url,
+                # isolation_level None: the transactions are the "begin" hook's, below
+                engine_kwargs={"connect_args": {"timeout": 600, "isolation_level": None}}
+                if sqlite
+                else {"pool_pre_ping": True},
+                heartbeat_interval=heartbeat,
+                grace_period=2 * heartbeat,
+                heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(),
+            )
     except Exception as err:  # noqa: BLE001 - a wrong URL, driver, server or file: one line
         first = (str(err).strip().splitlines() or [type(err).__name__])[0]
         cause = (str(err.__cause__ or "").strip().splitlines() or [""])[0]
@@ -366,39 +368,41 @@ def run_worker(
         )
         return value
 
-    while True:
-        optuna.storages.fail_stale_trials(study)  # optimize does it too, but only if it runs
-        trials = study.get_trials(deepcopy=False)
-        running = {t.number for t in trials if t.state == TrialState.RUNNING}
-        # Optuna never fails a running trial without a heartbeat: its worker died between popping
-        # it and its heartbeat thread's first beat. One beat (once: for a live trial, harmless)
-        # lets it turn stale.
-        for number in running - beaten:
-            storage.record_heartbeat(
-                storage.get_trial_id_from_study_id_trial_number(study_id, number)
-            )
-        beaten |= running
-        finished = sum(t.state in (TrialState.COMPLETE, TrialState.PRUNED) for t in trials)
-        if any(t.state == TrialState.WAITING for t in trials) or (
-            budget is not None and finished + len(running) < budget
-        ):
-            try:
-                study.optimize(objective, n_trials=1)
-            except (Exception, KeyboardInterrupt) as err:  # this worker stops, its setting queued
-                # not raised: another worker took this slow trial for dead and queued it: go on
-                if not current or _requeue(study, current[0]) or not isinstance(err, Exception):
-                    raise
-            current.clear()
-        elif running:  # others' trials, or a dead worker's that will turn stale: wait, look again
-            time.sleep(sweep.heartbeat)
-        else:
-            return
+    with warnings.catch_warnings():  # fail_stale_trials and the retry callback: "experimental"
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        while True:
+            optuna.storages.fail_stale_trials(study)  # optimize does it too, but only if it runs
+            trials = study.get_trials(deepcopy=False)
+            running = {t.number for t in trials if t.state == TrialState.RUNNING}
+            # Optuna never fails a running trial without a heartbeat: its worker died between
+            # popping it and its heartbeat thread's first beat. One beat (once: for a live trial,
+            # harmless) lets it turn stale.
+            for number in running - beaten:
+                storage.record_heartbeat(
+                    storage.get_trial_id_from_study_id_trial_number(study_id, number)
+                )
+            beaten |= running
+            finished = sum(t.state in (TrialState.COMPLETE, TrialState.PRUNED) for t in trials)
+            if any(t.state == TrialState.WAITING for t in trials) or (
+                budget is not None and finished + len(running) < budget
+            ):
+                try:
+                    study.optimize(objective, n_trials=1)
+                except (Exception, KeyboardInterrupt) as err:
+                    # this worker stops, its trial queued again; unless another worker took this
+                    # slow trial for dead and queued it already: then go on
+                    if not current or _requeue(study, current[0]) or not isinstance(err, Exception):
+                        raise
+                current.clear()
+            elif running:  # others' trials, or a dead worker's (turning stale): wait, look again
+                time.sleep(sweep.heartbeat)
+            else:
+                return
 
 
 def _worker_process(*args: Any) -> None:
     """:func:`run_worker` in a spawned process: Ctrl-C (sent to every worker) ends it quietly, its
     trial queued again; the parent reports the interruption once."""
-    warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
     try:
         run_worker(*args)
     except KeyboardInterrupt:
@@ -542,37 +546,35 @@ def run_sweep(
     spawned processes, device ``devices[i % len(devices)]``, ``torch.get_num_threads() // workers``
     threads each), then :func:`write_report`. Rerunning it continues the study; with nothing left,
     it only reports."""
-    with warnings.catch_warnings():  # heartbeats, their retries and the plots: "experimental"
-        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        study = open_study(sweep, open_storage(sweep.storage, sweep.heartbeat))  # bad URL: here
-        procs = []
-        if workers == 1:
-            run_worker(sweep, splits, devices[0])
-        else:
-            threads = max(1, torch.get_num_threads() // workers)
-            spawn = multiprocessing.get_context("spawn")
-            procs = [
-                spawn.Process(
-                    target=_worker_process,
-                    args=(sweep, splits, devices[i % len(devices)], threads),
-                    name=f"mmim-lite-sweep-{i}",
-                )
-                for i in range(workers)
-            ]
-            for proc in procs:
-                proc.start()
-            try:
-                for proc in procs:
-                    proc.join()
-            finally:  # Ctrl-C reached the workers too: they queue their trials again and stop
-                for proc in procs:
-                    proc.join()
-        failed = sum(proc.exitcode != 0 for proc in procs)
+    study = open_study(sweep, open_storage(sweep.storage, sweep.heartbeat))  # bad URL: here
+    procs = []
+    if workers == 1:
+        run_worker(sweep, splits, devices[0])
+    else:
+        threads = max(1, torch.get_num_threads() // workers)
+        spawn = multiprocessing.get_context("spawn")
+        procs = [
+            spawn.Process(
+                target=_worker_process,
+                args=(sweep, splits, devices[i % len(devices)], threads),
+                name=f"mmim-lite-sweep-{i}",
+            )
+            for i in range(workers)
+        ]
+        for proc in procs:
+            proc.start()
         try:
-            return write_report(study, sweep, out_dir, top)
-        finally:
-            if failed:  # the trials reported so far (if any), then the error
-                raise SweepError(
-                    f"{failed} of {workers} sweep workers stopped with an error (above): "
-                    "rerun the same command to finish the study"
-                )
+            for proc in procs:
+                proc.join()
+        finally:  # Ctrl-C reached the workers too: they queue their trials again and stop
+            for proc in procs:
+                proc.join()
+    failed = sum(proc.exitcode != 0 for proc in procs)
+    try:
+        return write_report(study, sweep, out_dir, top)
+    finally:
+        if failed:  # the trials reported so far (if any), then the error
+            raise SweepError(
+                f"{failed} of {workers} sweep workers stopped with an error (above): "
+                "rerun the same command to finish the study"
+            )
