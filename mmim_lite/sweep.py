@@ -308,6 +308,53 @@ def _requeue(study: optuna.Study, number: int) -> bool:
     return True
 
 
+def _objective(
+    sweep: Sweep, splits: Mapping[str, Sequence[Any]], device: str, trial: optuna.Trial
+) -> float:
+    """One trial: its setting for every seed of ``sweep`` (:func:`~mmim_lite.experiment.run_seeds`);
+    the mean validation MAE, the runs and their valid and test summaries stored with it."""
+    if sweep.sampler == "grid" and "grid_point" not in trial.user_attrs:
+        raise optuna.TrialPruned("no queued grid point was left (another worker took it)")
+    trial.set_user_attr("worker", f"{socket.gethostname()}:{os.getpid()}")
+    trial.set_user_attr("device", str(device))
+    dists = {key: _distribution(key, spec) for key, spec in sweep.space.items()}
+    params = {  # a queued trial's values are fixed: suggest_* returns them
+        key: trial.suggest_categorical(key, d.choices)
+        if isinstance(d, CategoricalDistribution)
+        else (trial.suggest_int if isinstance(d, IntDistribution) else trial.suggest_float)(
+            key, d.low, d.high, log=d.log, step=d.step
+        )
+        for key, d in dists.items()
+    }
+    config = sweep.config(params)
+
+    def report(trainer: Trainer, row: Mapping[str, Any]) -> None:  # per epoch: pruning
+        print(f"trial {trial.number} {epoch_line(trainer, row)}", file=sys.stderr, flush=True)
+        step = sweep.seeds.index(trainer.config.seed) * config.epochs + row["epoch"]
+        trial.report(row["valid_mae"], step)
+        if trial.should_prune():
+            raise optuna.TrialPruned(f"seed {trainer.config.seed}, epoch {row['epoch']}")
+
+    try:
+        runs = run_seeds(
+            config, sweep.seeds, splits, device=device, progress=False, on_epoch=report
+        )
+    except TrainingDivergedError as err:  # a setting that diverges is finished, not retried
+        trial.set_user_attr("diverged", str(err))
+        raise optuna.TrialPruned(str(err)) from None
+    summary = strict_json(summarize_runs(runs))
+    trial.set_user_attr("runs", strict_json(runs))
+    for split in set(summary) & {"valid", "test"}:
+        trial.set_user_attr(split, summary[split])
+    value = summary["valid"]["mae"]["mean"]
+    settings = " ".join(f"{k}={v}" for k, v in params.items())
+    print(
+        f"trial {trial.number}: valid MAE {value:.4f} ({len(runs)} seed(s)) {settings}",
+        flush=True,
+    )
+    return value
+
+
 def run_worker(
     sweep: Sweep,
     splits: Mapping[str, Sequence[Any]],
@@ -327,46 +374,7 @@ def run_worker(
 
     def objective(trial: optuna.Trial) -> float:
         current[:] = [trial.number]
-        if sweep.sampler == "grid" and "grid_point" not in trial.user_attrs:
-            raise optuna.TrialPruned("no queued grid point was left (another worker took it)")
-        trial.set_user_attr("worker", f"{socket.gethostname()}:{os.getpid()}")
-        trial.set_user_attr("device", str(device))
-        dists = {key: _distribution(key, spec) for key, spec in sweep.space.items()}
-        params = {  # a queued trial's values are fixed: suggest_* returns them
-            key: trial.suggest_categorical(key, d.choices)
-            if isinstance(d, CategoricalDistribution)
-            else (trial.suggest_int if isinstance(d, IntDistribution) else trial.suggest_float)(
-                key, d.low, d.high, log=d.log, step=d.step
-            )
-            for key, d in dists.items()
-        }
-        config = sweep.config(params)
-
-        def report(trainer: Trainer, row: Mapping[str, Any]) -> None:  # per epoch: pruning
-            print(f"trial {trial.number} {epoch_line(trainer, row)}", file=sys.stderr, flush=True)
-            step = sweep.seeds.index(trainer.config.seed) * config.epochs + row["epoch"]
-            trial.report(row["valid_mae"], step)
-            if trial.should_prune():
-                raise optuna.TrialPruned(f"seed {trainer.config.seed}, epoch {row['epoch']}")
-
-        try:
-            runs = run_seeds(
-                config, sweep.seeds, splits, device=device, progress=False, on_epoch=report
-            )
-        except TrainingDivergedError as err:  # a setting that diverges is finished, not retried
-            trial.set_user_attr("diverged", str(err))
-            raise optuna.TrialPruned(str(err)) from None
-        summary = strict_json(summarize_runs(runs))
-        trial.set_user_attr("runs", strict_json(runs))
-        for split in set(summary) & {"valid", "test"}:
-            trial.set_user_attr(split, summary[split])
-        value = summary["valid"]["mae"]["mean"]
-        settings = " ".join(f"{k}={v}" for k, v in params.items())
-        print(
-            f"trial {trial.number}: valid MAE {value:.4f} ({len(runs)} seed(s)) {settings}",
-            flush=True,
-        )
-        return value
+        return _objective(sweep, splits, device, trial)
 
     with warnings.catch_warnings():  # fail_stale_trials and the retry callback: "experimental"
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
