@@ -510,8 +510,13 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     """``mmim-lite sweep``: :func:`~mmim_lite.sweep.run_sweep`, then the best setting (its test
     metrics only)."""
     from .experiment import check_all, load_data, load_text_encoder
-    from .sweep import Sweep, load_space, run_sweep
 
+    try:  # optuna and its database layer: the sweep extra
+        from .sweep import Sweep, load_space, run_sweep
+    except ModuleNotFoundError as err:
+        if err.name not in ("optuna", "sqlalchemy"):
+            raise
+        raise CLIError(f"the sweep needs {err.name}: pip install 'mmim-lite[sweep]'") from None
     config, seeds, spec, out, devices = run_inputs(args)
     for flag in ("trials", "workers", "heartbeat", "top"):
         if getattr(args, flag) is not None and getattr(args, flag) < 1:

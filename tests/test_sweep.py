@@ -36,6 +36,7 @@ from mmim_lite.config import MMIMConfig
 from mmim_lite.sweep import (
     PAPER_SPACE,
     Sweep,
+    SweepError,
     grid_table,
     open_storage,
     open_study,
@@ -488,6 +489,71 @@ def test_two_workers_share_a_postgresql_study(postgres_url, tmp_path):
         warnings.simplefilter("ignore", DeprecationWarning)
         assert cli.main(argv) == 0
     assert_each_point_complete_once(trials_of(postgres_url, "pg"), POINTS)
+    assert not (tmp_path / "study.db").exists()
+
+
+# ----------------------------------------------------------------------------- old studies
+def forget_field(url: str, field: str, study: str = "mmim-lite") -> None:
+    """Make the study at ``url`` look as if it was made before config field ``field`` existed."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        old = optuna.load_study(study_name=study, storage=open_storage(url))
+    identity = old.user_attrs["sweep"]
+    del identity["base"][field]
+    old.set_user_attr("sweep", identity)
+
+
+def test_study_made_before_a_config_field_existed_continues_or_says_how(tmp_path):
+    """A study whose stored config lacks a field added since ran with the field's default: a sweep
+    with that default continues it; another value is refused, naming the option that continues it."""
+    url = f"sqlite:///{tmp_path / 'study.db'}"
+    base = MMIMConfig.preset("synthmosi", text_encoder="tiny", epochs=1)
+    assert base.trace_grads is MMIMConfig().trace_grads is False
+    sweep = Sweep(base=base, space={"alpha": [0.1, 0.3]}, seeds=(0,), storage=url, heartbeat=1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        open_study(sweep, open_storage(url, 1))
+        forget_field(url, "trace_grads")
+        study = open_study(sweep, open_storage(url, 1))  # continued: no error
+        assert "trace_grads" not in study.user_attrs["sweep"]["base"]  # the stored identity kept
+        assert len(study.trials) == 2  # and its grid not queued again
+        other = Sweep(**{**vars(sweep), "base": base.replace(trace_grads=True)})
+        with pytest.raises(SweepError) as err:
+            open_study(other, open_storage(url, 1))
+        with pytest.raises(SweepError, match="belongs to another sweep"):  # another field changed
+            open_study(Sweep(**{**vars(other), "base": base.replace(alpha=0.5)}), open_storage(url))
+    message = str(err.value)
+    assert "made before config field(s) ['trace_grads'] existed" in message
+    assert "--set trace_grads=false" in message and "--study" in message
+
+
+@pytest.mark.slow
+def test_old_study_continues_from_the_command_line_or_fails_with_one_line(run_cli, swept, tmp_path):
+    shutil.copy(swept / "study.db", tmp_path / "study.db")
+    forget_field(f"sqlite:///{tmp_path / 'study.db'}", "trace_grads")
+    argv = ["sweep", *TINY, "--space", space_file(tmp_path, SPACE), "--seeds", "2"]
+    argv += ["--devices", "cpu", "--heartbeat", "2", "--out", str(tmp_path)]
+    code, out, err = run_cli(*argv)  # every point complete: it only reports
+    assert code == 0 and "4 of 4 setting(s) complete" in out, err
+    code, out, err = run_cli(*argv, "--trace-grads", "true")
+    lines = err.splitlines()
+    assert code == 2 and out == "" and len(lines) == 1, err
+    assert "['trace_grads']" in lines[0] and "--set trace_grads=false" in lines[0]
+
+
+# ----------------------------------------------------------------------------- the sweep extra
+def test_sweep_without_optuna_names_the_extra_to_install(tmp_path):
+    """``mmim-lite sweep`` where optuna cannot be imported fails with one line naming the extra
+    (that ``mmim-lite --help`` imports no optuna: test_cli)."""
+    without = (
+        "import sys; sys.modules['optuna'] = None; from mmim_lite import cli; "
+        f"sys.exit(cli.main({['sweep', *TINY, '--out', str(tmp_path)]!r}))"
+    )
+    done = subprocess.run([sys.executable, "-c", without], cwd=ROOT, capture_output=True, text=True)
+    assert done.returncode == 2 and done.stdout == "", done.stderr
+    assert done.stderr.splitlines() == [
+        "mmim-lite: error: the sweep needs optuna: pip install 'mmim-lite[sweep]'"
+    ]
     assert not (tmp_path / "study.db").exists()
 
 
