@@ -86,9 +86,9 @@ CORE = ("config", "bounds", "model", "train")
 BUDGETS = {"core": 520, "package": 1550}
 #: today's counts: they may only go down until the budgets are met (raise a ceiling only with a
 #: capability an issue asks for, and say so in the commit)
-CEILINGS = {"core": 718, "package": 2366}
+CEILINGS = {"core": 718, "package": 2336}
 MAX_FUNCTION_LINES, MAX_CLASS_LINES = 60, 200
-LONG_CEILING = 11  #: functions and classes over their limits today (may only go down)
+LONG_CEILING = 8  #: functions and classes over their limits today (may only go down)
 
 
 def _statements(tree: ast.AST) -> int:
