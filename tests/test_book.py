@@ -213,6 +213,8 @@ def test_model_chapter_shows_the_packages_own_code(built_book):
         model.MMIM.losses,
         train.Trainer.stage1_epoch,
         train.Trainer.stage2_epoch,
+        train.Trainer._stage,
+        train.Trainer.train_epoch,
     )
     for obj in shown:
         for line in inspect.getsource(obj).splitlines():
