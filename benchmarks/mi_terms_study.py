@@ -113,6 +113,12 @@ def run(out: Path) -> None:
     out.mkdir(parents=True, exist_ok=True)
     (out / "space_x1.json").write_text(json.dumps({"labeled_fraction": list(shares(1).values())}))
     (out / "space_x4.json").write_text(json.dumps({"labeled_fraction": list(shares(4).values())}))
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    from provenance import provenance
+
+    made_with = out / "provenance.json"  # the code that makes the runs (collect may come later)
+    if not made_with.exists():
+        made_with.write_text(json.dumps(provenance(), indent=1))
     validity_file = out / "validity.json"
     validity = json.loads(validity_file.read_text()) if validity_file.exists() else check_v1_v2()
     validity_file.write_text(json.dumps(validity, indent=1))
@@ -245,6 +251,7 @@ def collect(out: Path) -> None:
         **provenance(),
         "title": "The MI-terms study: each arm against the same-batch no-MI control (test MAE, best-validation weights)",
         "warning": "Synthetic data (SynthMOSI) with the frozen MiniLM text encoder: NOT CMU-MOSI or CMU-MOSEI results.",
+        "runs_made_with": json.loads((out / "provenance.json").read_text()),
         "preregistration": "benchmarks/mi_terms_preregistration.md",
         "validity": json.loads((out / "validity.json").read_text()),
         "sweeps": progress,

@@ -290,7 +290,9 @@ def commands(smoke: bool = False, out: Path | None = None) -> dict[str, list[str
         into = str(out / Path(file).name) if smoke else file
         collect = f"python benchmarks/regenerate.py {'--smoke ' if smoke else ''}--collect {runs_dir} --into {into}"
         todo[into] = [*(synthmosi_command(k, smoke, runs_dir, file) for k in configs), collect]
-    if not smoke:  # the MI-terms study's instruments: an hour on 2 cores, no toy size
+    if not smoke:  # the MI-terms study and its instruments: hours on 2 cores, no toy size
+        study = "python benchmarks/mi_terms_study.py {} --out runs/mi_terms"
+        todo["book/results/mi_terms_study.json"] = [study.format("run"), study.format("collect")]
         todo["book/results/mi_terms_instruments.json"] = [
             "python benchmarks/mi_terms_instruments.py --out runs/mi_terms_instruments"
         ]
