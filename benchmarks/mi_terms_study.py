@@ -201,6 +201,13 @@ def collect(out: Path) -> None:
     from provenance import provenance
 
     progress = [json.loads(x) for x in (out / "progress.jsonl").read_text().splitlines()]
+    where = str(
+        out.resolve()
+    )  # the result file names the study's folder as given, not this machine's
+    progress = [
+        {k: v.replace(where, str(out)) if isinstance(v, str) else v for k, v in p.items()}
+        for p in progress
+    ]
     runs = {
         (p["setting"], p["arm"]): study_runs(Path(p["folder"])) for p in progress if p["rc"] == 0
     }
